@@ -1,0 +1,2 @@
+from . import samplers, transforms  # noqa: F401
+from .balanced_coco import BalancedCocoDataset, DatasetError  # noqa: F401

@@ -1,0 +1,2 @@
+# Registered components: one module per technique, imported here so that
+# `custom_imports=dict(imports=['balancedet'])` registers them all.
