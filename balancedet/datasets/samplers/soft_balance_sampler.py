@@ -1,0 +1,133 @@
+"""Soft-balance sampling (Peng et al., CVPR 2020, section 4.2, eqs. 6-8).
+
+Junran Peng, Xingyuan Bu, Ming Sun, Zhaoxiang Zhang, Tieniu Tan, Junjie Yan,
+"Large-scale Object Detection in the Wild from Imbalanced Multi-Labels",
+CVPR 2020.
+
+With ``n_i`` the number of training images that contain class ``i`` (see
+:mod:`balancedet.datasets.samplers.class_index` for the counting rules) and
+``C`` the number of classes that occur in at least one image:
+
+* eq. 6, natural sampling: ``P_n(i) = n_i / sum_j n_j``;
+* eq. 7, class-aware sampling: ``P_a(i) = 1 / C``;
+* eq. 8, soft-balance: ``P_s(i) = P_a(i)^lam * P_n(i)^(1 - lam)``,
+  normalised to ``P_s*(i) = P_s(i) / sum_j P_s(j)``.
+
+``lam = 0`` is natural sampling, ``lam = 1`` class-aware sampling and
+``lam > 1`` over-samples rare classes even more than class-aware sampling.
+An epoch draws ``num_samples_per_epoch`` times (default: the dataset length)
+a class ``i ~ P_s*`` and then an image containing ``i`` uniformly at random.
+
+Documented behaviour for awkward input:
+
+* classes that no image contains get probability 0 and are named in one
+  warning when the sampler is built;
+* images without labels are never drawn (they belong to no class);
+* ``lam < 0``, a non-numeric ``lam``, ``num_samples_per_epoch < 1`` raise.
+
+Under DDP all ranks draw the same global sequence (``seed``, ``epoch``) and
+keep disjoint interleaved shares; see :class:`ClassIndexSamplerBase`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from mmdet.registry import DATA_SAMPLERS
+
+from .class_index import ClassIndexSamplerBase, check_positive_int
+
+
+def soft_balance_probs(counts, lam: float) -> np.ndarray:
+    """Normalised soft-balance class probabilities ``P_s*`` (eqs. 6-8).
+
+    Args:
+        counts (array-like): ``n_i``, images per class; classes with
+            ``n_i = 0`` get probability 0 and do not count in ``C``.
+        lam (float): lambda >= 0.
+
+    Returns:
+        np.ndarray: float64 probabilities summing to 1.
+    """
+    lam = check_lambda(lam)
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1 or np.any(counts < 0):
+        raise ValueError('counts must be a 1-D array of non-negative image counts')
+    valid = counts > 0
+    if not valid.any():
+        raise ValueError('every class has n_i = 0 images; nothing to sample')
+    num_valid = int(valid.sum())
+    p_n = counts[valid] / counts[valid].sum()                    # eq. 6
+    log_p_a = -math.log(num_valid)                               # eq. 7
+    log_p_s = lam * log_p_a + (1.0 - lam) * np.log(p_n)          # eq. 8 (log space)
+    log_p_s -= log_p_s.max()
+    p_s = np.exp(log_p_s)
+    probs = np.zeros_like(counts)
+    probs[valid] = p_s / p_s.sum()                               # normalisation, P_s*
+    return probs
+
+
+def check_lambda(lam) -> float:
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise TypeError(f'lam must be a real number >= 0, got {type(lam).__name__} ({lam!r})')
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(f'lam must be a finite number >= 0 (0: natural sampling, 1: class-aware, '
+                         f'>1: stronger re-balancing), got {lam}')
+    return float(lam)
+
+
+@DATA_SAMPLERS.register_module()
+class SoftBalanceSampler(ClassIndexSamplerBase):
+    """Soft-balance sampler of Peng et al. (CVPR 2020), eqs. 6-8.
+
+    Args:
+        dataset: a detection dataset (``get_data_info`` with ``instances``,
+            or ``get_cat_ids``) whose ``metainfo`` lists ``classes``.
+        lam (float): lambda of eq. 8; 0 natural, 1 class-aware. Default 1.
+        num_samples_per_epoch (int, optional): draws per epoch over all
+            ranks; ``None`` means ``len(dataset)``.
+        seed (int, optional): shared seed; ``None`` syncs a random one.
+        round_up (bool): give every rank the same number of indices.
+    """
+
+    def __init__(self, dataset, lam: float = 1.0, num_samples_per_epoch: int | None = None,
+                 seed: int | None = None, round_up: bool = True) -> None:
+        self.lam = check_lambda(lam)
+        self.num_samples_per_epoch = check_positive_int(
+            num_samples_per_epoch, 'num_samples_per_epoch',
+            'use None for one dataset length per epoch', allow_none=True)
+        super().__init__(dataset, seed=seed, round_up=round_up)
+        self.index = self._build_index(dataset)
+        self.class_probs = soft_balance_probs(self.index.counts, self.lam)
+        self._valid = np.flatnonzero(self.class_probs > 0)
+        self._cdf = np.cumsum(self.class_probs[self._valid])
+        self._cdf /= self._cdf[-1]
+
+    def _epoch_length(self) -> int:
+        if self.num_samples_per_epoch is not None:
+            return self.num_samples_per_epoch
+        if len(self.dataset) < 1:
+            raise ValueError('SoftBalanceSampler: the dataset is empty, so the epoch length would '
+                             'be 0; set num_samples_per_epoch or fix the dataset')
+        return len(self.dataset)
+
+    def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
+        return sample_soft_balance(self.index, self._valid, self._cdf,
+                                   self.total_size if self.round_up else self._epoch_length(),
+                                   rng)
+
+    def expected_draws(self) -> np.ndarray:
+        """Expected draws of each class per epoch, ``N * P_s*(i)``."""
+        return self._epoch_length() * self.class_probs
+
+
+def sample_soft_balance(index, valid_classes, cdf, size: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Draw ``size`` images: a class by the given CDF, then an image of it uniformly."""
+    cls = valid_classes[np.searchsorted(cdf, rng.random(size), side='right').clip(
+        max=len(valid_classes) - 1)]
+    counts = index.counts[cls]
+    within = (rng.random(size) * counts).astype(np.int64)
+    np.minimum(within, counts - 1, out=within)
+    return index.images[index.offsets[cls] + within]

@@ -1,0 +1,7 @@
+# Modified SSD (ResDropNet base, quarter width) on the CLS-LOC demo dataset, 8 epochs.
+_base_ = [
+    '../_base_/models/ssd_resdropnet-w25_128.py',
+    '../_base_/datasets/demo_cls_loc.py',
+    '../_base_/schedules/schedule_demo.py',
+    '../_base_/default_runtime.py',
+]

@@ -1,0 +1,249 @@
+"""Concurrent softmax loss: eq. 3 value, eq. 4 gradient, eq. 5 scores, errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+
+from balancedet.models.losses.concurrent_softmax_loss import (
+    ConcurrentSoftmaxLoss,
+    load_concurrent_rate,
+)
+
+
+def naive_eq3(z, y, r_full):
+    """Literal eq. 3, per box, in float64: -sum_i y_i log sigma*_i."""
+    n, c1 = z.shape
+    out = []
+    for b in range(n):
+        tot = 0.0
+        for i in range(c1):
+            if y[b, i]:
+                den = torch.exp(z[b, i])
+                for j in range(c1):
+                    den = den + (1 - y[b, j]) * (1 - r_full[i, j]) * torch.exp(z[b, j])
+                tot = tot - (z[b, i] - torch.log(den))
+        out.append(tot)
+    return torch.stack(out)
+
+
+def eq4_grad(z, y, r_full):
+    """Paper eq. 4 written out: sigma*_i - 1 on labels, sum_k (1-r_kj) ... off labels."""
+    n, c1 = z.shape
+    g = torch.zeros_like(z)
+    e = torch.exp(z)
+    for b in range(n):
+        K = [i for i in range(c1) if y[b, i]]
+        den = {k: e[b, k] + sum((1 - y[b, j]) * (1 - r_full[k, j]) * e[b, j]
+                                for j in range(c1)) for k in K}
+        for i in range(c1):
+            if i in K:
+                g[b, i] = e[b, i] / den[i] - 1
+            else:
+                g[b, i] = sum((1 - r_full[k, i]) * e[b, i] / den[k] for k in K)
+    return g
+
+
+def pad_bg(r):
+    c = r.shape[0]
+    full = torch.zeros(c + 1, c + 1, dtype=torch.float64)
+    full[:c, :c] = torch.as_tensor(r, dtype=torch.float64)
+    return full
+
+
+def random_case(seed, n=7, c=5):
+    g = torch.Generator().manual_seed(seed)
+    r = torch.rand(c, c, generator=g) * (torch.rand(c, c, generator=g) < 0.5)
+    r.fill_diagonal_(0)
+    z = torch.randn(n, c + 1, generator=g) * 3
+    y = torch.zeros(n, c + 1, dtype=torch.bool)
+    for b in range(n):
+        k = int(torch.randint(1, 4, (1,), generator=g))
+        if b == 0:  # a background box
+            y[b, c] = True
+        else:
+            y[b, torch.randperm(c, generator=g)[:k]] = True
+    return z, y, r
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_value_and_gradient_match_eq3_eq4_and_autograd(seed):
+    z, y, r = random_case(seed)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=5, r_file=r.numpy(), reduction='none')
+    z32 = z.clone().requires_grad_(True)
+    ours = loss_mod(z32, y)
+    ours.sum().backward()
+
+    z64 = z.double().requires_grad_(True)
+    ref = naive_eq3(z64, y.double(), pad_bg(r.double().numpy()))
+    ref.sum().backward()
+    torch.testing.assert_close(ours.double(), ref.detach(), rtol=1e-5, atol=1e-5)
+    # closed-form backward == autograd of the literal formula
+    torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-5, atol=1e-6)
+    # == the paper's eq. 4
+    g4 = eq4_grad(z.double(), y.double(), pad_bg(r.double().numpy()))
+    torch.testing.assert_close(z32.grad.double(), g4, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_custom_function():
+    z, y, r = random_case(3, n=4, c=4)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=4, r_file=r.numpy(), reduction='none')
+    w = torch.rand(4, dtype=torch.float64)
+    # the function runs in float32: compare to finite differences loosely
+    z = z.double().requires_grad_(True)
+    out = (loss_mod(z, y) * w).sum()
+    (g,) = torch.autograd.grad(out, z)
+    eps = 1e-3
+    num = torch.zeros_like(z)
+    for idx in np.ndindex(*z.shape):
+        zp, zn = z.detach().clone(), z.detach().clone()
+        zp[idx] += eps
+        zn[idx] -= eps
+        num[idx] = ((loss_mod(zp, y) * w).sum() - (loss_mod(zn, y) * w).sum()) / (2 * eps)
+    torch.testing.assert_close(g, num, rtol=2e-2, atol=2e-3)
+
+
+def test_single_label_r0_equals_cross_entropy():
+    torch.manual_seed(0)
+    z = torch.randn(50, 11) * 4
+    labels = torch.randint(0, 11, (50,))
+    w = torch.rand(50)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=10)
+    za = z.clone().requires_grad_(True)
+    zb = z.clone().requires_grad_(True)
+    ours = loss_mod(za, labels, w, avg_factor=37.0)
+    ref = (F.cross_entropy(zb, labels, reduction='none') * w).sum() / 37.0
+    torch.testing.assert_close(ours, ref)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(za.grad, zb.grad)
+    # mmdet's own CE loss too
+    ce = MODELS.build({'type': 'CrossEntropyLoss', 'use_sigmoid': False, 'loss_weight': 1.0})
+    torch.testing.assert_close(loss_mod(z, labels, w, avg_factor=37.0),
+                               ce(z, labels, w, avg_factor=37.0))
+    # multi-hot one-hot input gives the same value as indices
+    torch.testing.assert_close(loss_mod(z, F.one_hot(labels, 11)), loss_mod(z, labels))
+
+
+def test_large_logits_and_half_precision_are_finite_and_accurate():
+    z, y, r = random_case(4)
+    big = z * 1e3  # differences of thousands: plain exp over/underflows
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=5, r_file=r.numpy(), reduction='none')
+    zz = big.clone().requires_grad_(True)
+    out = loss_mod(zz, y)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(zz.grad).all()
+    ref64 = naive_logdomain(big.double(), y, pad_bg(r.double().numpy()))
+    torch.testing.assert_close(out.double(), ref64, rtol=1e-5, atol=1e-2)
+    # a label far below a co-label: the per-pair max keeps it exact
+    z2 = torch.tensor([[200.0, 0.0, -3.0]])
+    y2 = torch.tensor([[1, 1, 0]], dtype=torch.bool)
+    m2 = ConcurrentSoftmaxLoss(num_classes=2, reduction='none')
+    expect = -(np.log(np.exp(200) / np.exp(200)) + (0 - np.log(1 + np.exp(-3.0))))
+    torch.testing.assert_close(m2(z2, y2).double(), torch.tensor([expect], dtype=torch.float64))
+
+    half = (z * 20).half().requires_grad_(True)
+    out_h = loss_mod(half, y)
+    out_h.sum().backward()
+    assert half.grad.dtype == torch.float16 and torch.isfinite(half.grad).all()
+    ref_h = naive_eq3(half.detach().double(), y.double(), pad_bg(r.double().numpy()))
+    torch.testing.assert_close(out_h.double(), ref_h, rtol=1e-4, atol=1e-3)
+
+
+def naive_logdomain(z, y, r_full):
+    out = []
+    for b in range(z.shape[0]):
+        tot = 0.0
+        for i in range(z.shape[1]):
+            if y[b, i]:
+                w = (1 - y[b].double()) * (1 - r_full[i])
+                w[i] = 1
+                tot = tot - (z[b, i] - torch.logsumexp(z[b] + torch.log(w), 0))
+        out.append(tot)
+    return torch.stack(out)
+
+
+def test_inference_eq5_matches_formula_and_softmax_when_r0():
+    z, _, r = random_case(5)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=5, r_file=r.numpy())
+    rf = pad_bg(r.double().numpy())
+    zd = z.double()
+    expect = torch.stack([torch.stack([torch.exp(zd[b, i]) / sum(
+        (1 - rf[i, j]) * torch.exp(zd[b, j]) for j in range(6)) for i in range(6)])
+        for b in range(z.shape[0])])
+    torch.testing.assert_close(loss_mod.get_activation(z).double(), expect,
+                               rtol=1e-5, atol=1e-7)
+    r0 = ConcurrentSoftmaxLoss(num_classes=5)
+    torch.testing.assert_close(r0.get_activation(z), torch.softmax(z, -1))
+    sm = ConcurrentSoftmaxLoss(num_classes=5, r_file=r.numpy(), test_mode='softmax')
+    torch.testing.assert_close(sm.get_activation(z), torch.softmax(z, -1))
+    # underflow path: child far below a non-suppressing parent
+    par = ConcurrentSoftmaxLoss(num_classes=2, parents={1: 0})
+    s = par.get_activation(torch.tensor([[200.0, 0.0, -5.0]]))
+    torch.testing.assert_close(s[0, 1], torch.tensor(1 / (1 + np.exp(-5.0)), dtype=s.dtype))
+    assert torch.isfinite(s).all()
+
+
+def test_hierarchy_modes():
+    parents = {1: 0, 2: 1}  # 2 -> 1 -> 0
+    r = np.zeros((4, 4))
+    r[2, 3] = 0.25
+    conc = load_concurrent_rate(r, 4, parents=parents, hierarchy='concurrent')
+    for a, b in [(1, 0), (2, 1), (2, 0)]:
+        assert conc[a, b] == 1 and conc[b, a] == 1
+    assert conc[2, 3] == 0.25 and conc[3, 0] == 0
+    r2 = r.copy()
+    r2[1, 0] = 0.6
+    zero = load_concurrent_rate(r2, 4, parents=parents, hierarchy='zero')
+    assert zero[1, 0] == 0 and zero[2, 0] == 0
+    est = load_concurrent_rate(r2, 4, parents=parents, hierarchy='estimated')
+    assert est[1, 0] == pytest.approx(0.6)
+    # with concurrent hierarchy a confident child does not suppress its parent
+    m = ConcurrentSoftmaxLoss(num_classes=4, parents=parents)
+    s = m.get_activation(torch.tensor([[5.0, 0.0, 8.0, 0.0, 0.0]]))
+    assert s[0, 0] > 0.9 and s[0, 2] > 0.9
+    with pytest.raises(ValueError, match='parents: child index 7'):
+        load_concurrent_rate(r, 4, parents={7: 0})
+    with pytest.raises(ValueError, match='cycle'):
+        load_concurrent_rate(r, 4, parents={0: 1, 1: 0})
+
+
+def test_json_file_class_mapping_and_errors(tmp_path):
+    data = {'classes': ['b', 'a'], 'r': [[0, 0.3], [0.1, 0]], 'parents': {}}
+    p = tmp_path / 'r.json'
+    p.write_text(json.dumps(data))
+    m = ConcurrentSoftmaxLoss(num_classes=2, r_file=str(p), classes=['a', 'b'])
+    # reordered by name: r[a, b] = file r[b_idx=1? ...] -> file row 'a' col 'b' = 0.1
+    assert m.r[0, 1] == pytest.approx(0.1) and m.r[1, 0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match='not in the model'):
+        ConcurrentSoftmaxLoss(num_classes=2, r_file=str(p), classes=['a', 'zebra'])
+    with pytest.raises(ValueError, match=r'shape \(2, 2\).*num_classes=3'):
+        ConcurrentSoftmaxLoss(num_classes=3, r_file=str(p))
+    np.save(tmp_path / 'bad.npy', np.full((2, 2), 1.5))
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        ConcurrentSoftmaxLoss(num_classes=2, r_file=str(tmp_path / 'bad.npy'))
+    with pytest.raises(ValueError, match='square'):
+        ConcurrentSoftmaxLoss(num_classes=2, r_file=np.zeros((2, 3)))
+    with pytest.raises(FileNotFoundError, match='concurrent_rate.py'):
+        ConcurrentSoftmaxLoss(num_classes=2, r_file=str(tmp_path / 'missing.json'))
+    with pytest.raises(ValueError, match='hierarchy'):
+        ConcurrentSoftmaxLoss(num_classes=2, hierarchy='paper')
+    with pytest.raises(ValueError, match='test_mode'):
+        ConcurrentSoftmaxLoss(num_classes=2, test_mode='sigmoid')
+    with pytest.raises(ValueError, match='num_classes'):
+        MODELS.build({'type': 'ConcurrentSoftmaxLoss', 'num_classes': 2}).get_cls_channels(3)
+    m = ConcurrentSoftmaxLoss(num_classes=2)
+    with pytest.raises(ValueError, match='multi-hot'):
+        m(torch.zeros(3, 3), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match='at least one label'):
+        m(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_softmax_train_mode_is_cross_entropy():
+    z = torch.randn(9, 4)
+    lab = torch.randint(0, 4, (9,))
+    m = ConcurrentSoftmaxLoss(num_classes=3, r_file=np.full((3, 3), 0.5), train_mode='softmax')
+    torch.testing.assert_close(m(z, lab), F.cross_entropy(z, lab))
+    assert not m.use_multi_hot
