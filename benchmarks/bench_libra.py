@@ -43,7 +43,11 @@ def bench_sampler(reps):
           'IoUBalancedNegSampler vs ours pos_balance=False); sample()b: instance-balanced '
           'positives (mmdet CombinedSampler(InstanceBalancedPos, IoUBalancedNeg) vs ours '
           'pos_balance=True)')
-    print(f'{"proposals":>10} {"part":>10} {"mmdet ms":>10} {"ours ms":>10} {"speed-up":>9}')
+    print('warm: blocks of 10 back-to-back calls, interleaved (steady state, each sampler '
+          'pays its own garbage collection); cold: single interleaved calls (each call '
+          'starts from the caches and garbage the other sampler left)')
+    print(f'{"proposals":>10} {"part":>10} {"mmdet ms":>10} {"ours ms":>10} {"speed-up":>9} '
+          f'{"cold mmdet":>11} {"cold ours":>10} {"cold s-up":>10}')
     assigner = TASK_UTILS.build(dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                                      min_pos_iou=0.5, match_low_quality=False))
     for num in (2000, 20000):
@@ -72,18 +76,20 @@ def bench_sampler(reps):
             pos_sampler=dict(type='InstanceBalancedPosSampler'),
             neg_sampler=dict(type='IoUBalancedNegSampler', floor_thr=-1, num_bins=3))
         n_neg = 512 - min(int(512 * 0.25), int((assign.gt_inds > 0).sum()))
-        t_ref, t_ours = median_times([lambda: ref_neg._sample_neg(assign, n_neg),
-                                       lambda: ours._sample_neg(assign, n_neg)], reps)
-        print(f'{num:>10} {"negatives":>10} {t_ref * 1e3:>10.3f} {t_ours * 1e3:>10.3f} '
-              f'{t_ref / t_ours:>8.1f}x')
-        t_ref, t_ours = median_times([lambda: ref_neg.sample(assign, pred, gts),
-                                       lambda: ours_rand.sample(assign, pred, gts)], reps)
-        print(f'{num:>10} {"sample()a":>10} {t_ref * 1e3:>10.3f} {t_ours * 1e3:>10.3f} '
-              f'{t_ref / t_ours:>8.1f}x')
-        t_ref, t_ours = median_times([lambda: ref.sample(assign, pred, gts),
-                                       lambda: ours.sample(assign, pred, gts)], reps)
-        print(f'{num:>10} {"sample()b":>10} {t_ref * 1e3:>10.3f} {t_ours * 1e3:>10.3f} '
-              f'{t_ref / t_ours:>8.1f}x')
+        parts = {
+            'negatives': (lambda: ref_neg._sample_neg(assign, n_neg),
+                          lambda: ours._sample_neg(assign, n_neg)),
+            'sample()a': (lambda: ref_neg.sample(assign, pred, gts),
+                          lambda: ours_rand.sample(assign, pred, gts)),
+            'sample()b': (lambda: ref.sample(assign, pred, gts),
+                          lambda: ours.sample(assign, pred, gts)),
+        }
+        for part, fns in parts.items():
+            t_ref, t_ours = median_times(fns, max(reps // 10, 5), block=10)
+            c_ref, c_ours = median_times(fns, reps)
+            print(f'{num:>10} {part:>10} {t_ref * 1e3:>10.3f} {t_ours * 1e3:>10.3f} '
+                  f'{t_ref / t_ours:>8.1f}x {c_ref * 1e3:>11.3f} {c_ours * 1e3:>10.3f} '
+                  f'{c_ref / c_ours:>9.1f}x')
 
 
 def bench_bfp(reps):

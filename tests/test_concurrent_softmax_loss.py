@@ -247,3 +247,113 @@ def test_softmax_train_mode_is_cross_entropy():
     m = ConcurrentSoftmaxLoss(num_classes=3, r_file=np.full((3, 3), 0.5), train_mode='softmax')
     torch.testing.assert_close(m(z, lab), F.cross_entropy(z, lab))
     assert not m.use_multi_hot
+
+
+def test_cancellation_regimes_stay_exact():
+    """D = T - sum r p loses precision when the subtracted mass dominates:
+    a confident parent (r = 1 under hierarchy='concurrent') over a weak leaf,
+    and a multi-label box whose confident label holds almost all the mass
+    while another label is weak.  Both must match float64 eq. 3 / autograd."""
+    c = 6
+    parents = {1: 0, 2: 0}  # classes 1 and 2 are children of class 0
+    r = np.zeros((c, c))
+    r[3, 4] = 0.3
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=c, r_file=r, parents=parents,
+                                     reduction='none')
+    z = torch.zeros(5, c + 1)
+    y = torch.zeros(5, c + 1, dtype=torch.bool)
+    z[0, 0], z[0, 1] = 12.0, -5.0  # leaf 1 labelled alone, its parent confident
+    y[0, 1] = True
+    z[1, 3], z[1, 4] = -6.0, 11.0  # labels {3, 5}: 5 confident, 3 weak and r_34 > 0
+    z[1, 5] = 14.0
+    y[1, [3, 5]] = True
+    z[2] = torch.linspace(-2, 2, c + 1)  # an ordinary single-label box
+    y[2, 4] = True
+    z[3, 2], z[3, 0] = -4.0, 9.0  # labels {2, 0}: leaf weak, parent confident
+    y[3, [0, 2]] = True
+    y[4, c] = True  # background
+    z[4, c] = 3.0
+    z32 = z.clone().requires_grad_(True)
+    ours = loss_mod(z32, y)
+    ours.sum().backward()
+    r_full = pad_bg(loss_mod.r.double().numpy())
+    z64 = z.double().requires_grad_(True)
+    ref = naive_eq3(z64, y.double(), r_full)
+    ref.sum().backward()
+    torch.testing.assert_close(ours.double(), ref.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_second_backward_through_same_graph_is_refused():
+    """The backward builds the gradient in the saved softmax's storage; a
+    second pass (retain_graph=True) must fail loudly, not reuse it."""
+    z, y, r = random_case(6)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=5, r_file=r.numpy())
+    zz = z.clone().requires_grad_(True)
+    loss = loss_mod(zz, y)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='inplace'):
+        loss.backward()
+
+
+@pytest.mark.parametrize('shape', [(4096, 502), (7, 6), (3, 5), (1, 3), (0, 6)])
+def test_flat_nonzero_of_multi_hot_matches_torch(shape):
+    from balancedet.models.losses.concurrent_softmax_loss import _flat_nonzero
+    g = torch.Generator().manual_seed(shape[0])
+    mask = torch.rand(shape, generator=g) < 0.01
+    if mask.numel():
+        mask.view(-1)[-1] = True  # the tail past the last full 8-byte word
+    ref = mask.reshape(-1).nonzero().view(-1)
+    assert torch.equal(_flat_nonzero(mask), ref)
+    # a view that does not start on an 8-byte boundary, and a transposed one
+    big = torch.zeros(shape[0] * shape[1] + 3, dtype=torch.bool)
+    big[3:] = mask.reshape(-1)
+    assert torch.equal(_flat_nonzero(big[3:]), ref)
+    assert torch.equal(_flat_nonzero(mask.t()), mask.t().reshape(-1).nonzero().view(-1))
+
+
+@pytest.mark.parametrize('as_multi_hot', [False, True])
+def test_single_label_boxes_with_r_match_eq3_and_autograd(as_multi_hot):
+    """One label per box (the path without (1 - y_j) masking), r non-zero on
+    some pairs and rows of different length, background boxes included."""
+    g = torch.Generator().manual_seed(11)
+    c = 6
+    r = torch.rand(c, c, generator=g) * (torch.rand(c, c, generator=g) < 0.4)
+    r.fill_diagonal_(0)
+    r[2] = 0  # a class with an empty row
+    z = torch.randn(40, c + 1, generator=g) * 3
+    labels = torch.randint(0, c + 1, (40, ), generator=g)
+    w = torch.rand(40, generator=g)
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=c, r_file=r.numpy(), reduction='none')
+    y = F.one_hot(labels, c + 1).bool()
+    z32 = z.clone().requires_grad_(True)
+    ours = loss_mod(z32, y if as_multi_hot else labels)
+    (ours * w).sum().backward()
+    z64 = z.double().requires_grad_(True)
+    ref = naive_eq3(z64, y.double(), pad_bg(r.double().numpy()))
+    (ref * w.double()).sum().backward()
+    torch.testing.assert_close(ours.double(), ref.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_cancellation_with_one_label_per_box_stays_exact():
+    """The one-label path fixes a cancelling denominator by summing it
+    directly and keeps the closed-form backward: both must stay exact."""
+    c = 6
+    loss_mod = ConcurrentSoftmaxLoss(num_classes=c, r_file=np.zeros((c, c)),
+                                     parents={1: 0, 2: 0, 4: 3}, reduction='none')
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(6, c + 1, generator=g)
+    labels = torch.tensor([1, 2, 4, 1, 6, 5])
+    z[0, 0] = z[1, 0] = 12.0  # leaves under a confident parent
+    z[2, 3] = 10.0
+    z[3, 0] = 3.0  # a milder case: parent ~0.9
+    z32 = z.clone().requires_grad_(True)
+    ours = loss_mod(z32, labels)
+    ours.sum().backward()
+    y = F.one_hot(labels, c + 1).double()
+    z64 = z.double().requires_grad_(True)
+    ref = naive_eq3(z64, y, pad_bg(loss_mod.r.double().numpy()))
+    ref.sum().backward()
+    torch.testing.assert_close(ours.double(), ref.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-5, atol=1e-7)

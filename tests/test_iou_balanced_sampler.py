@@ -276,3 +276,65 @@ def test_bad_arguments_raise_at_build(kwargs, match):
     cfg.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         TASK_UTILS.build(cfg)
+
+
+@pytest.mark.parametrize('floor_thr', [-1, 0])
+def test_refill_is_uniform_over_all_leftovers(floor_thr):
+    """Bins of 1000 / 200 / 10 negatives, 300 asked: stage 1 takes 100 / 100 /
+    10, and the 90 refills are a uniform draw from the 1000 leftovers (900 in
+    bin 0, 100 in bin 1), so bin 1 ends with 100 + 90 * 100 / 1000 = 109 on
+    average.  Refilling in the stage-1 order would favour bin 0, whose
+    leftovers come earlier in it (about 101 for bin 1)."""
+    gen = torch.Generator().manual_seed(4)
+    ious = torch.cat([_uniform(0.01, 0.29, 1000, gen), _uniform(0.31, 0.59, 200, gen),
+                      _uniform(0.61, 0.89, 10, gen), torch.tensor([0.9])])
+    gt = torch.zeros(len(ious), dtype=torch.long)
+    gt[-1] = 1
+    ar = _assign(ious, gt, 1)
+    s = BalancedIoUSampler(num=512, pos_fraction=0.25, floor_thr=floor_thr, num_bins=3)
+    torch.manual_seed(0)
+    per_bin = torch.stack([
+        torch.bincount(torch.bucketize(ious[s._sample_neg(ar, 300)], torch.tensor([0.3, 0.6])),
+                       minlength=3) for _ in range(300)]).float()
+    assert (per_bin.sum(1) == 300).all() and (per_bin[:, 2] == 10).all()
+    assert (per_bin[:, :2] >= 100).all()
+    # hypergeometric sd of bin 1's refill: 2.7, so the mean of 300 draws has sd 0.16
+    assert abs(per_bin[:, 1].mean().item() - 109) < 0.8
+
+
+@pytest.mark.parametrize('add_gt', [True, False])
+@pytest.mark.parametrize('neg_pos_ub', [-1, 2])
+def test_sample_keeps_base_sampler_contract(add_gt, neg_pos_ub):
+    """``sample()`` (which skips ``unique()``) gives the SamplingResult that
+    mmdet's ``BaseSampler.sample`` builds from the same draws, up to order."""
+    import copy
+
+    from mmdet.models.task_modules.samplers import BaseSampler
+    gen = torch.Generator().manual_seed(5)
+    xy = torch.rand(600, 2, generator=gen) * 100
+    priors = torch.cat([xy, xy + torch.rand(600, 2, generator=gen) * 40 + 4], 1)
+    pred = InstanceData(priors=priors)
+    gts = InstanceData(bboxes=torch.tensor([[10., 10, 40, 40], [50, 50, 90, 80],
+                                            [20, 60, 45, 95]]),
+                       labels=torch.tensor([0, 3, 1]))
+    assign = TASK_UTILS.build(dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                                   min_pos_iou=0.5)).assign(pred, gts)
+    s = BalancedIoUSampler(num=128, pos_fraction=0.25, floor_thr=-1, num_bins=3,
+                           pos_balance=True, neg_pos_ub=neg_pos_ub, add_gt_as_proposals=add_gt)
+    torch.manual_seed(7)
+    ours = s.sample(copy.deepcopy(assign), pred, gts)
+    torch.manual_seed(7)
+    ref = BaseSampler.sample(s, copy.deepcopy(assign), pred, gts)
+    assert len(ours.pos_inds.unique()) == len(ours.pos_inds) > 0
+    assert len(ours.neg_inds.unique()) == len(ours.neg_inds) > 0
+    for name in ('num_pos', 'num_neg', 'avg_factor', 'num_gts'):
+        assert getattr(ours, name) == getattr(ref, name), name
+    pos_order, neg_order = ours.pos_inds.argsort(), ours.neg_inds.argsort()
+    assert torch.equal(ours.pos_inds[pos_order], ref.pos_inds)
+    assert torch.equal(ours.neg_inds[neg_order], ref.neg_inds)
+    for name in ('pos_priors', 'pos_is_gt', 'pos_assigned_gt_inds', 'pos_gt_labels',
+                 'pos_gt_bboxes'):
+        assert torch.equal(getattr(ours, name)[pos_order], getattr(ref, name)), name
+    assert torch.equal(ours.neg_priors[neg_order], ref.neg_priors)
+    if add_gt:
+        assert ours.pos_is_gt.sum() > 0

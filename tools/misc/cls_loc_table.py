@@ -7,26 +7,19 @@ binomial standard error ``sqrt(e (1 - e) / n)`` of the top-1 errors is printed
 as the noise level.
 """
 import argparse
-import glob
-import json
 import math
 import os.path as osp
 
+from balancedet.analysis.run_logs import last_validation, read_scalars
+
 
 def summarize(work_dir):
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
-        raise SystemExit(f'{work_dir}: no */vis_data/scalars.json; train the config first')
-    with open(files[-1]) as f:
-        rows = [json.loads(line) for line in f]
-    val = [r for r in rows if 'cls_loc/top1_cls_err' in r]
-    if not val:
-        raise SystemExit(f'{work_dir}: no validation with CLSLocMetric in {files[-1]}')
-    train = [r for r in rows if 'loss' in r and 'epoch' in r]
+    val = last_validation(work_dir, 'cls_loc/top1_cls_err')
+    train = [r for r in read_scalars(work_dir) if 'loss' in r and 'epoch' in r]
     last = max(r['epoch'] for r in train)
     loss = sum(r['loss'] for r in train if r['epoch'] == last) / sum(
         1 for r in train if r['epoch'] == last)
-    return dict(val[-1], train_loss=loss, epochs=last)
+    return dict(val, train_loss=loss, epochs=last)
 
 
 def main():

@@ -51,11 +51,14 @@ child index -> parent index).
 
 Numerics: everything is computed in float32 (half-precision inputs are
 upcast, gradients are cast back) from a max-subtracted softmax; a (box,
-label) pair whose ``-log p`` or denominator would underflow is recomputed
-exactly as a weighted log-sum-exp with its own max, so large logits neither
-overflow nor underflow.  Cost: one softmax, plus ``O(C + 1)`` per (box,
-label) pair that is not plain cross-entropy (multi-label boxes, classes with
-non-zero ``r``); no ``(N, C, C)`` tensor is built.
+label) pair whose ``-log p`` or denominator would underflow, or whose
+denominator would lose precision to cancellation, is recomputed exactly as a
+weighted log-sum-exp with its own max, so large logits neither overflow nor
+underflow.  Cost: one softmax and one dense gradient pass, like
+cross-entropy, plus ``O(K)`` per (box, label) pair, ``K`` the largest number
+of non-zeros in a row of ``r`` (``r`` is stored row-compressed); no
+``(N, C, C)`` or per-pair ``(C + 1)`` tensor is built except for the rare
+pairs recomputed exactly.
 """
 import json
 import os.path as osp
@@ -67,6 +70,7 @@ from mmdet.models.losses.accuracy import accuracy
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 _HIERARCHY_MODES = ('concurrent', 'zero', 'estimated')
 _MODES = ('concurrent', 'softmax')
@@ -187,90 +191,213 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
     return torch.as_tensor(mat, dtype=torch.float32)
 
 
+def sparse_rows(r: Tensor) -> tuple[Tensor, Tensor]:
+    """Row-compressed ``r`` for gathers: ``(idx, val)`` of shape ``(C, K)``, K the
+    largest number of non-zeros in a row; ``val[i, k] = r[i, idx[i, k]]`` and
+    rows with fewer non-zeros are padded with ``val = 0`` at the row's own
+    column (``r_ii = 0``: never a real non-zero of row ``i``)."""
+    nz = r != 0
+    k = int(nz.sum(dim=1).max()) if r.numel() else 0
+    # stable sort puts each row's non-zero columns first, in column order
+    order = torch.sort((~nz).to(torch.uint8), dim=1, stable=True).indices[:, :k]
+    val = r.gather(1, order)
+    own = torch.arange(r.size(0), device=r.device)[:, None].expand_as(order)
+    return torch.where(val == 0, own, order), val
+
+
+def _flat_nonzero(mask: Tensor) -> Tensor:
+    """Sorted flat positions of the True entries of a bool tensor.
+
+    A multi-hot target is mostly zeros: scanning it 8 bytes at a time and
+    expanding only the non-zero words costs about a third of ``nonzero()`` on
+    the bytes (which is as slow as a softmax of the same shape on CPU)."""
+    b = mask.reshape(-1).view(torch.uint8)
+    n8 = b.numel() // 8 * 8
+    if n8 == 0 or b.storage_offset() % 8:
+        return b.nonzero().view(-1)
+    words = b[:n8].view(torch.int64).nonzero().view(-1)
+    cand = (words[:, None] * 8 + torch.arange(8, device=b.device)).view(-1)
+    hits = cand.masked_select(b.index_select(0, cand).bool())
+    if n8 < b.numel():
+        hits = torch.cat([hits, b[n8:].nonzero().view(-1) + n8])
+    return hits
+
+
+def _exact_prob(p, p_lab, rows, cols, e, multi_hot, r_idx, r_val):
+    """Pairs ``e`` whose ``T - sum r p`` cancels: ``D = sum_j W_j p_nj`` summed
+    directly (non-negative terms).  Returns ``W p`` (unnormalised) and ``D``."""
+    c1 = p.size(1)
+    r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)
+    q = p.index_select(0, r_e)
+    q_flat = q.view(-1)
+    base = torch.arange(e.numel(), device=p.device) * c1
+    if multi_hot is not None:  # (1 - y_j): the box's other labels drop out
+        q.masked_fill_(multi_hot.index_select(0, r_e), 0.0)
+        q_flat.index_copy_(0, base + c_e, p_lab.index_select(0, e))
+    # (1 - r_ij) on the row's non-zeros (padding points at column i, r_ii = 0)
+    nz = (base[:, None] + r_idx.index_select(0, c_e)).view(-1)
+    q_flat.index_copy_(0, nz, q_flat.index_select(0, nz).mul_(
+        1.0 - r_val.index_select(0, c_e).view(-1)))
+    return q, q.sum(dim=1)
+
+
+def _exact_log(logits, rows, cols, e, multi_hot, rc):
+    """Pairs ``e`` whose ``p_ni`` underflows: eq. 3 as a weighted log-sum-exp
+    of the logits with their own max.  Returns ``W p / D`` and the losses."""
+    r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)
+    w = rc.index_select(0, c_e)
+    if multi_hot is not None:
+        w.masked_fill_(multi_hot.index_select(0, r_e), 0.0)
+    w.scatter_(1, c_e[:, None], 1.0)
+    q = logits.index_select(0, r_e)
+    z_lab = q.gather(1, c_e[:, None])
+    q.masked_fill_(w <= 0, float('-inf'))  # exp(-inf) = 0: no inf * 0
+    m = q.max(dim=1, keepdim=True).values
+    q.sub_(m).exp_().mul_(w)
+    den = q.sum(dim=1, keepdim=True)
+    q.div_(den)
+    return q, (m + torch.log(den) - z_lab).view(-1)
+
+
 class _ConcurrentSoftmaxNLL(torch.autograd.Function):
     """Per-(box, label) eq. 3 loss with the closed-form eq. 4 backward.
 
-    With ``p = softmax(z)`` and ``W_pj = (1 - y_j)(1 - r_ij)`` (``W_pi = 1``)
-    for pair ``p = (box n, label i)``: ``D_p = sum_j W_pj p_nj`` and
-    ``loss_p = -log p_ni + log D_p``.  "Plain" pairs (single-label box whose
-    class has ``r_i. = 0``, e.g. background) have ``D_p = 1``: plain
-    cross-entropy, no per-pair work.  Pairs whose ``D_p`` underflows are
-    recomputed exactly in the log domain with a per-pair max.
+    With ``p = softmax(z)`` and, for the pair ``(box n, label i)``, the weights
+    ``W_j = (1 - y_j)(1 - r_ij)`` (``W_i = 1``), the denominator of eq. 3
+    over ``e^{z_n}`` is ``D = sum_j W_j p_nj``, so ``loss = log D - log p_ni``.
+    ``r`` is sparse in practice (concurrent labels are a few pairs per
+    class), so ``D`` is evaluated as
+
+        D = T_n - sum_{j : r_ij > 0, y_j = 0} r_ij p_nj,
+        T_n = p_ni + sum_{j : y_j = 0} p_nj  (= 1 for a single-label box)
+
+    with one gather of the row's non-zeros: ``O(K)`` per pair instead of
+    ``O(C)``.  Eq. 4's gradient ``sum_pairs (W p / D) - y`` is likewise a
+    dense ``p * sum(1/D)`` plus a sparse correction and the label entries.
+    Subtraction loses precision when the subtracted mass is large, so a pair
+    whose sparse term exceeds half of ``T`` (e.g. a confident parent class
+    with ``r = 1`` over a weak leaf) gets ``D`` summed directly over its row
+    (non-negative terms; with one label per box the closed-form backward is
+    then exact as it is, otherwise the pair's gradient comes from that row
+    too), and a pair whose ``p_ni`` underflows is recomputed as a weighted
+    log-sum-exp of its logits with their own max.  ``T`` of a multi-label box
+    whose labels hold more than half the probability is summed directly.
+    The backward builds the gradient in the saved softmax's storage.
     """
 
     @staticmethod
-    def forward(ctx, logits: Tensor, rows: Tensor, cols: Tensor, rc: Tensor,
-                plain_cls: Tensor) -> Tensor:
-        # rows/cols: (box, label) pairs sorted by box (as from nonzero()).
-        n = logits.size(0)
+    def forward(ctx, logits: Tensor, rows: Tensor, cols: Tensor, multi_hot: Tensor | None,
+                rc: Tensor, r_idx: Tensor, r_val: Tensor, r_any: Tensor) -> Tensor:
+        # rows/cols: (box, label) pairs sorted by box; multi_hot: (N, C1) bool,
+        # None when every box has one label (then rows = arange(N))
+        n, c1 = logits.shape
         p = torch.softmax(logits, dim=1)
-        p_lab = p[rows, cols]
-        loss = -torch.log(p_lab)
-        small = p_lab < 1e-30  # log p would lose precision: exact log-softmax
-        if bool(small.any()):
-            s = small.nonzero(as_tuple=True)[0]
-            loss[s] = torch.logsumexp(logits[rows[s]], dim=1) - logits[rows[s], cols[s]]
-        row_count = torch.bincount(rows, minlength=n)
-        multi_row = row_count[rows] > 1
-        cx = (~plain_cls[cols] | multi_row).nonzero(as_tuple=True)[0]
-        q = None
-        if cx.numel():
-            r_c, c_c = rows[cx], cols[cx]
-            w = rc.index_select(0, c_c)  # (Pc, C1): 1 - r_ij
-            mc = multi_row[cx].nonzero(as_tuple=True)[0]
-            if mc.numel():  # (1 - y_j): zero the box's other labels
-                start = torch.cumsum(row_count, 0) - row_count  # first pair of each box
-                first = start[r_c[mc]]
-                cnt = row_count[r_c[mc]]
-                for k in range(int(cnt.max())):
-                    ok = k < cnt
-                    other = cols[(first + k).clamp(max=rows.numel() - 1)]
-                    ok &= other != c_c[mc]
-                    w[mc[ok], other[ok]] = 0.0
-            if r_c.numel() == n:  # every box is one complex pair, in order
-                q = w.mul_(p)
-            else:
-                q = w.mul_(p.index_select(0, r_c))
-            d = q.sum(dim=1)
-            tiny = d < 1e-30
-            q.div_(d.clamp_min(1e-30)[:, None])  # sigma* weights (eq. 4)
-            loss[cx] += torch.log(d.clamp_min(1e-30))
-            if bool(tiny.any()):  # exact weighted log-sum-exp, per-pair max
-                t = tiny.nonzero(as_tuple=True)[0]
-                z = logits.index_select(0, r_c[t])
-                wt = rc.index_select(0, c_c[t])  # w now holds q: rebuild
-                lab = torch.zeros_like(wt, dtype=torch.bool)
-                same = rows[None, :] == r_c[t][:, None]  # (T, P): pairs of the box
-                ti, pj = same.nonzero(as_tuple=True)
-                lab[ti, cols[pj]] = True
-                wt = wt.masked_fill(lab, 0.0)
-                wt.scatter_(1, c_c[t][:, None], 1.0)
-                zm = z.masked_fill(wt <= 0, float('-inf'))
-                m = zm.max(dim=1, keepdim=True).values
-                et = torch.exp(zm - m) * wt
-                dt = et.sum(dim=1, keepdim=True)
-                q[t] = et / dt
-                zi = z.gather(1, c_c[t][:, None])
-                loss[cx[t]] = (m + torch.log(dt) - zi).squeeze(1)
-        ctx.save_for_backward(p, rows, cols, cx, q if q is not None else p.new_zeros(0))
+        p_flat = p.view(-1)
+        lab = rows * c1 + cols
+        p_lab = p_flat.index_select(0, lab)
+        # sparse suppression: r_ij p_nj over the non-zeros j of row i, for the
+        # pairs whose class has any (not background, not an unrelated class)
+        sp = r_any.index_select(0, cols).nonzero().view(-1)
+        subset = sp.numel() < rows.numel()
+        rows_s, cols_s = (rows.index_select(0, sp), cols.index_select(0, sp)) if subset \
+            else (rows, cols)
+        flat = (rows_s * c1)[:, None] + r_idx.index_select(0, cols_s)
+        val = r_val.index_select(0, cols_s)
+        # (index_select of the flattened indices: several times faster than
+        # advanced indexing on CPU)
+        flat_1d = flat.view(-1)
+        if multi_hot is not None:  # (1 - y_j): a box's labels never suppress each other
+            val = val.masked_fill(multi_hot.view(-1).index_select(0, flat_1d).view_as(flat), 0.0)
+        pj = p_flat.index_select(0, flat_1d).view_as(flat)
+        rp = pj * val
+        sub = rp.sum(dim=1)
+        if subset:
+            sub = p.new_zeros(rows.numel()).index_copy_(0, sp, sub)
+        if multi_hot is None:
+            total = torch.ones_like(p_lab)
+        else:
+            lab_mass = p.new_zeros(n).index_add_(0, rows, p_lab)
+            rest = 1.0 - lab_mass  # probability outside the box's labels
+            heavy = ((lab_mass > 0.5) & (torch.bincount(rows, minlength=n) > 1)).nonzero()
+            if heavy.numel():  # 1 - lab_mass would cancel: sum the rest directly
+                heavy = heavy.view(-1)
+                rest[heavy] = p.index_select(0, heavy).masked_fill_(
+                    multi_hot.index_select(0, heavy), 0.0).sum(dim=1)
+            total = rest.index_select(0, rows) + p_lab
+        d = total - sub
+        loss = torch.log(d) - torch.log(p_lab)
+        # exact recomputation: in probability space when only the subtraction
+        # is at fault (then D >= p_ni >= 1e-30 is a sum of non-negative
+        # terms), in the log domain when p_ni itself underflows
+        underflow = p_lab < 1e-30
+        cancel = ((sub > 0.5 * total) | (d < 1e-30)) & ~underflow
+        parts = []
+        cancel = cancel.nonzero().view(-1)
+        if cancel.numel():
+            q_c, den = _exact_prob(p, p_lab, rows, cols, cancel, multi_hot, r_idx, r_val)
+            loss[cancel] = torch.log(den) - torch.log(p_lab.index_select(0, cancel))
+            if multi_hot is None:
+                # one pair per box: with D exact the standard backward is
+                # exact too, its sparse entries being p_nj (1 - r_ij) / D
+                d[cancel] = den
+            else:  # several pairs: their gradient comes from q
+                d[cancel] = 1.0
+                parts.append((cancel, q_c.div_(den[:, None])))
+        under = underflow.nonzero().view(-1)
+        if under.numel():
+            q_u, loss[under] = _exact_log(logits, rows, cols, under, multi_hot, rc)
+            d[under] = 1.0  # unused below: their gradient comes from q
+            parts.append((under, q_u))
+        if len(parts) == 2:
+            exact, q = torch.cat([parts[0][0], parts[1][0]]), torch.cat([parts[0][1], parts[1][1]])
+        elif parts:
+            exact, q = parts[0]
+        else:
+            exact, q = rows.new_zeros(0), p.new_zeros((0, c1))
+        ctx.subset, ctx.single = subset, multi_hot is None
+        if multi_hot is not None:
+            pj = pj.new_zeros(0)  # only the one-label backward reads it
+        ctx.save_for_backward(p, rows, cols, lab, flat, pj, rp, d, exact, q, sp)
         return loss
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        p, rows, cols, cx, q = ctx.saved_tensors
+        p, rows, cols, lab, flat, pj, rp, d, exact, q, sp = ctx.saved_tensors
         n = p.size(0)
-        # eq. 4: d loss_p / d z_j = q_pj - [j == i_p]; plain pairs: q_p = p_n
-        if cx.numel() == rows.numel() == n:  # all complex, one pair per box
-            grad = q * grad_out[:, None]
+        # eq. 4 per pair: W p_n / D - e_i; summed over the box's pairs
+        s = grad_out / d
+        lab_grad = p.view(-1).index_select(0, lab).mul_(s).sub_(grad_out)
+        if exact.numel():
+            s[exact] = 0.0
+        coef = s if rows.numel() == n else p.new_zeros(n).index_add_(0, rows, s)
+        # the gradient is built in the softmax's storage, which nothing reads
+        # after this: one (N, C + 1) allocation less.  A second backward
+        # through the same graph (retain_graph=True) is refused by autograd's
+        # check of the saved tensors' versions instead of silently reusing it.
+        grad = p.mul_(coef[:, None])
+        g_flat = grad.view(-1)
+        # (1 - r_ij): the non-zeros of r take r_ij p_nj / D off
+        s_sp = s.index_select(0, sp) if ctx.subset else s
+        if ctx.single:
+            # one pair per box: the entries are p_nj (1 - r_ij) s, written
+            # directly (different pairs never share an entry, and a row's
+            # padding repeats only its label's entry, which is set below)
+            g_flat.index_copy_(0, flat.view(-1), (pj - rp).mul_(s_sp[:, None]).view(-1))
         else:
-            g_plain = grad_out.clone()
-            g_plain[cx] = 0
-            g_row = grad_out.new_zeros(n).index_add_(0, rows, g_plain)
-            grad = p * g_row[:, None]
-            if cx.numel():
-                grad.index_add_(0, rows[cx], q * grad_out[cx][:, None])
-        grad.index_put_((rows, cols), -grad_out, accumulate=True)
-        return grad, None, None, None, None
+            g_flat.index_add_(0, flat.view(-1), (rp * -s_sp[:, None]).view(-1))
+        if exact.numel():
+            g_e = grad_out.index_select(0, exact)
+            lab_grad[exact] = (q.gather(1, cols.index_select(0, exact)[:, None]).view(-1)
+                               - 1.0) * g_e
+            rows_e, q = rows.index_select(0, exact), q.mul_(g_e[:, None])
+            if ctx.single:  # the box's only pair: its row of grad is still 0
+                grad.index_copy_(0, rows_e, q)
+            else:
+                grad.index_add_(0, rows_e, q)
+        # label entries hold only their own pair's term: q_pi - 1
+        g_flat.index_put_((lab, ), lab_grad)
+        return grad, None, None, None, None, None, None, None
 
 
 @MODELS.register_module()
@@ -336,8 +463,11 @@ class ConcurrentSoftmaxLoss(nn.Module):
         rc[:num_classes, :num_classes] -= r
         self.register_buffer('r', r, persistent=False)
         self.register_buffer('one_minus_r', rc, persistent=False)
-        # classes whose row of r is zero: single-label boxes reduce to softmax CE
-        self.register_buffer('plain_class', (rc == 1).all(dim=1), persistent=False)
+        # r row-compressed (background rows/columns are 0) for the eq. 3 loss
+        r_idx, r_val = sparse_rows(torch.ones(c1, c1) - rc)
+        self.register_buffer('r_idx', r_idx, persistent=False)
+        self.register_buffer('r_val', r_val, persistent=False)
+        self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
         # mmdet BBoxHead hooks (see SeesawLoss)
         self.custom_cls_channels = True
         self.custom_activation = True
@@ -363,7 +493,10 @@ class ConcurrentSoftmaxLoss(nn.Module):
                                  f'{c1 - 1}), got [{int(labels.min())}, {int(labels.max())}]')
             return torch.arange(labels.size(0), device=labels.device), labels.long()
         if labels.dim() == 2 and labels.size(1) == c1:
-            rows, cols = labels.bool().nonzero(as_tuple=True)
+            # flat positions (sorted by box), then divmod into (box, label)
+            flat = _flat_nonzero(labels.bool())
+            rows = torch.div(flat, c1, rounding_mode='floor')
+            cols = flat - rows * c1
             if labels.size(0) and (rows.numel() < labels.size(0) or bool(
                     (torch.bincount(rows, minlength=labels.size(0)) == 0).any())):
                 raise ValueError('multi-hot labels: every row needs at least one label '
@@ -379,10 +512,14 @@ class ConcurrentSoftmaxLoss(nn.Module):
             raise ValueError(f'cls_score must be (N, {c1}), got {tuple(cls_score.shape)}')
         rows, cols = self._label_pairs(labels, c1)
         logits = cls_score.float()
-        rc = self.one_minus_r.to(logits.device)
-        plain = self.plain_class.to(logits.device)
-        pair_loss = _ConcurrentSoftmaxNLL.apply(logits, rows, cols, rc, plain)
-        if labels.dim() == 1:
+        dev = logits.device
+        # one label per box (always so for (N,) labels): no (1 - y_j) masking
+        multi_hot = labels.bool() if labels.dim() == 2 and rows.numel() > labels.size(0) \
+            else None
+        pair_loss = _ConcurrentSoftmaxNLL.apply(
+            logits, rows, cols, multi_hot, self.one_minus_r.to(dev), self.r_idx.to(dev),
+            self.r_val.to(dev), self.r_any.to(dev))
+        if multi_hot is None:
             return pair_loss
         return pair_loss.new_zeros(cls_score.size(0)).index_add(0, rows, pair_loss)
 

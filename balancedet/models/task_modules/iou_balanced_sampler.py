@@ -22,11 +22,16 @@ sampling distribution of mmdet 3.3's ``IoUBalancedNegSampler`` (tested
 statistically) with these differences:
 
 * tensor-native: "the first q members of a set in a random permutation" is
-  a uniform draw without replacement, so each stage is a masked cumulative
-  sum over one ``randperm`` order (the refill stages use a second,
-  independent order); no numpy / Python ``set`` round trips, no host copy of
-  the IoUs, and it runs on whatever device the assignment lives on (the only
-  synchronisation is the ``nonzero`` that sizes each output);
+  a uniform draw without replacement, so stage 1 ranks each candidate within
+  its bin (a one-hot cumulative sum) in one ``randperm`` order of the
+  compacted negatives; the refill from the bins' leftovers draws in an
+  independent order (uniform keys and one top-k without a floor set, a second
+  ``randperm`` with one).  No numpy / Python ``set`` round trips, no host
+  copy of the IoUs; it runs on whatever device the assignment lives on, and
+  the only synchronisations are the ``nonzero`` that compacts the candidates
+  (and, with a floor set, the masked select that returns the sample);
+* ``sample()`` returns mmdet's ``SamplingResult`` without passing the indices
+  through ``unique()`` (two sorts): they are distinct by construction;
 * stateless: ``floor_thr=-1`` (no floor set, all negatives binned from IoU 0)
   means the same thing on every call, whereas mmdet rewrites ``self.floor_thr``
   to 0 on its first call, changing the sampling from the second call on;
@@ -40,21 +45,45 @@ statistically) with these differences:
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from mmdet.models.task_modules.assigners import AssignResult
-from mmdet.models.task_modules.samplers import BaseSampler
+from mmdet.models.task_modules.samplers import BaseSampler, SamplingResult
 from mmdet.registry import TASK_UTILS
+from mmdet.structures.bbox import BaseBoxes, cat_boxes
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 
+@functools.lru_cache(maxsize=None)
+def _bin_fractions(num_bins: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Inner bin edges of [0, 1]: k / num_bins for k = 1 .. num_bins - 1 (read-only)."""
+    return torch.arange(1, num_bins, device=device, dtype=dtype) / num_bins
+
+
+@functools.lru_cache(maxsize=256)
+def _group_rows(num_groups: int, device: torch.device) -> Tensor:
+    """Column vector 0 .. num_groups - 1 (read-only), for one-hot comparisons."""
+    return torch.arange(num_groups, device=device)[:, None]
+
+
+# one-hot ranking allocates (groups x elements) int64; beyond this many
+# elements ranks come from a stable sort instead
+_ONE_HOT_LIMIT = 1 << 22
+
+
 def _ranks_in_groups(groups: Tensor, num_groups: int) -> Tensor:
-    """Rank (0-based) of each element among the elements of its group, in
-    the order of the tensor.  ``groups`` holds integers in [0, num_groups)."""
+    """1-based rank of each element among the elements of its group, in the
+    order of the tensor.  ``groups`` holds integers in [0, num_groups)."""
+    if num_groups * groups.numel() <= _ONE_HOT_LIMIT:
+        rows = _group_rows(num_groups, groups.device)
+        return (groups == rows).cumsum(1).gather(0, groups[None]).view(-1)
     # a stable sort keeps the tensor order inside each group
     sorted_groups, order = torch.sort(groups, stable=True)
     counts = torch.bincount(groups, minlength=num_groups)
     starts = counts.cumsum(0) - counts
-    rank_sorted = torch.arange(groups.numel(), device=groups.device) - starts[sorted_groups]
+    rank_sorted = torch.arange(1, groups.numel() + 1, device=groups.device) - starts[sorted_groups]
     return torch.empty_like(rank_sorted).scatter_(0, order, rank_sorted)
 
 
@@ -135,6 +164,39 @@ class BalancedIoUSampler(BaseSampler):
         self.max_iou_thr = None if max_iou_thr is None else float(max_iou_thr)
         self.pos_balance = pos_balance
 
+    def sample(self, assign_result: AssignResult, pred_instances: InstanceData,
+               gt_instances: InstanceData, **kwargs) -> SamplingResult:
+        """Sample positives and negatives into mmdet's ``SamplingResult``.
+
+        The contract of ``BaseSampler.sample``: with ``add_gt_as_proposals``
+        the ground truths are prepended to the priors (and to
+        ``assign_result``, in place, as mmdet does); ``num * pos_fraction``
+        positives at most; the rest negatives, at most ``neg_pos_ub`` per
+        positive.  Unlike the base class it does not pass the indices through
+        ``unique()``: both stages return distinct indices by construction (a
+        tested property), and the two sorts cost as much as a sampling stage.
+        """
+        priors = pred_instances.priors
+        gt_bboxes = gt_instances.bboxes
+        if len(priors.shape) < 2:
+            priors = priors[None, :]
+        is_gt = priors.new_zeros((priors.shape[0], ), dtype=torch.uint8)
+        if self.add_gt_as_proposals and len(gt_bboxes) > 0:
+            as_priors = gt_bboxes
+            if isinstance(gt_bboxes, BaseBoxes) and isinstance(priors, BaseBoxes):
+                as_priors = gt_bboxes.convert_to(type(priors))
+            priors = cat_boxes([as_priors, priors], dim=0)
+            assign_result.add_gt_(gt_instances.labels)
+            is_gt = torch.cat([is_gt.new_ones((len(as_priors), )), is_gt])
+        pos_inds = self._sample_pos(assign_result, int(self.num * self.pos_fraction))
+        num_neg = self.num - pos_inds.numel()
+        if self.neg_pos_ub >= 0:
+            num_neg = min(num_neg, int(self.neg_pos_ub * max(1, pos_inds.numel())))
+        neg_inds = self._sample_neg(assign_result, num_neg)
+        return SamplingResult(pos_inds=pos_inds, neg_inds=neg_inds, priors=priors,
+                              gt_bboxes=gt_bboxes, assign_result=assign_result,
+                              gt_flags=is_gt)
+
     # ------------------------------------------------------------------ #
     # positives
     # ------------------------------------------------------------------ #
@@ -148,88 +210,97 @@ class BalancedIoUSampler(BaseSampler):
         m = pos_inds.numel()
         if m <= num_expected:
             return pos_inds
-        pos_inds = pos_inds.index_select(0, torch.randperm(m, device=pos_inds.device))
+        order = torch.randperm(m, device=pos_inds.device)
         if not self.pos_balance:
-            return pos_inds[:num_expected]
-        # instance balance by water-filling: order by (rank of the sample
-        # within its ground truth, random) and keep the first num_expected
+            return pos_inds.index_select(0, order[:num_expected])
+        pos_inds = pos_inds.index_select(0, order)
+        # instance balance by water-filling: in the random order, the r-th
+        # sample of a ground truth has rank r; keeping the num_expected
+        # smallest ranks gives every ground truth k samples before any gets
+        # k + 1.  Ties at the last rank are broken by position, so the random
+        # order decides which ground truths get one more.
         rank = _ranks_in_groups(gt_inds.index_select(0, pos_inds), assign_result.num_gts + 1)
-        key = rank * m + torch.arange(m, device=pos_inds.device)
-        top = torch.topk(key, num_expected, largest=False, sorted=False).indices
+        top = torch.topk(rank, num_expected, largest=False, sorted=False).indices
         return pos_inds.index_select(0, top)
 
     # ------------------------------------------------------------------ #
     # negatives
     # ------------------------------------------------------------------ #
+    def _groups(self, iou: Tensor, max_overlaps: Tensor) -> Tensor:
+        """Group of each negative's IoU (Eq. 2's sets): with a floor set, 0 is
+        the floor and 1..K the IoU bins; without one, 0..K-1 the bins.  The
+        top edge is ``max_iou_thr`` or, as in mmdet, the largest IoU of any
+        proposal (``max_overlaps``)."""
+        lower = max(self.floor_thr, 0.)
+        edges = iou.new_empty((0, ))
+        if self.num_bins > 1:
+            if self.max_iou_thr is None:
+                upper = max_overlaps.max()
+            else:
+                upper = iou.new_tensor(self.max_iou_thr)
+            # inner edges lower + (k / K) * (upper - lower); the first bin is
+            # open below, the last one closed above
+            edges = _bin_fractions(self.num_bins, iou.device, iou.dtype)
+            edges = edges * (upper - lower) + lower if lower else edges * upper
+        if self.floor_thr >= 0:
+            # floor_thr > 0: the floor is IoU < floor_thr; floor_thr == 0: the
+            # floor is IoU == 0 (the next float above 0 is the edge)
+            first = iou.new_tensor([self.floor_thr])
+            if self.floor_thr == 0:
+                first = torch.nextafter(first, iou.new_ones(()))
+            edges = torch.cat([first, edges])
+        # right=True: an IoU equal to an edge belongs to the bin above it
+        return torch.bucketize(iou, edges, right=True)
+
     def _sample_neg(self, assign_result: AssignResult, num_expected: int,
                     **kwargs) -> Tensor:
         """Sample ``min(num_expected, #negatives)`` negative indices."""
         gt_inds = assign_result.gt_inds
-        n = gt_inds.numel()
         num_expected = max(int(num_expected), 0)
-        device = gt_inds.device
-        if n == 0 or num_expected == 0:
-            return gt_inds.new_zeros((0, ), dtype=torch.long)
-        max_overlaps = assign_result.max_overlaps
-        num_bins = self.num_bins
+        # compact the negatives (this sizes the output: the one host sync)
+        neg_inds = torch.nonzero(gt_inds == 0).view(-1)
+        m = neg_inds.numel()
+        if m <= num_expected:
+            return neg_inds
+        device = neg_inds.device
+        has_floor = self.floor_thr >= 0
         num_iou_expected = int(num_expected * (1 - self.floor_fraction))
-        per_bin = num_iou_expected // num_bins
+        per_bin = num_iou_expected // self.num_bins
 
         # work in a random order: "the first q members of a set in this
         # order" is a uniform draw of q members without replacement
-        perm = torch.randperm(n, device=device)
-        # (index_select / masked_select: several times cheaper than
-        # advanced indexing for these small tensors on CPU)
-        iou = max_overlaps.index_select(0, perm)
-        is_neg = (gt_inds == 0).index_select(0, perm)
-
-        # candidate sets (Eq. 2): binned set above the floor, floor set below
-        lower = max(self.floor_thr, 0.)
-        if self.floor_thr > 0:
-            binned = is_neg & (iou >= self.floor_thr)
-            floor = is_neg & (iou < self.floor_thr)
-        elif self.floor_thr == 0:
-            binned = is_neg & (iou > 0)
-            floor = is_neg & (iou == 0)
-        else:
-            binned, floor = is_neg, None
-
-        # stage 1: each bin keeps its first `per_bin` members ...
-        if num_bins > 1:
-            if self.max_iou_thr is None:
-                upper = max_overlaps.max()
-            else:
-                upper = max_overlaps.new_tensor(self.max_iou_thr)
-            # inner edges lower + k * interval, as mmdet computes them; the
-            # first bin is open below, the last one closed above
-            steps = torch.arange(1, num_bins, device=device, dtype=iou.dtype)
-            edges = lower + steps * ((upper - lower) / num_bins)
-            above = torch.cat([binned[None, :], iou[None, :] >= edges[:, None]])
-            in_bin = torch.cat([above[:-1] & ~above[1:], above[-1:]]) & binned
-            picked = in_bin & (in_bin.cumsum(1) <= per_bin)
-            take = picked[0]
-            for k in range(1, num_bins):
-                take = take | picked[k]
-        else:
-            take = binned & (binned.cumsum(0) <= per_bin)
-        # ... and the bins' shortfall is refilled uniformly from the binned
-        # leftovers.  Which members a bin left over depends on `perm`, so the
-        # refill draws in a second, independent random order.
-        perm2 = torch.randperm(n, device=device)
-        leftover = (binned & ~take).index_select(0, perm2)
+        perm = neg_inds.index_select(0, torch.randperm(m, device=device))
+        # (index_select: several times cheaper than advanced indexing for
+        # these small tensors on CPU)
+        max_overlaps = assign_result.max_overlaps
+        groups = self._groups(max_overlaps.index_select(0, perm), max_overlaps)
+        rank = _ranks_in_groups(groups, self.num_bins + has_floor)
+        # stage 1: each bin keeps its first `per_bin` members
+        over_quota = rank > per_bin
+        if not has_floor:
+            # Every negative is binned.  The bins' shortfall is refilled
+            # uniformly from their leftovers: which members a bin left over
+            # depends on `perm`, so the refill order is an independent uniform
+            # key.  Key in [0, 1): stage 1, [1, 2): leftovers; the smallest
+            # keys are the sample.
+            key = torch.rand(m, device=device).add_(over_quota)
+            top = torch.topk(key, num_expected, largest=False, sorted=False).indices
+            return perm.index_select(0, top)
+        floor = groups == 0
+        take = ~floor & ~over_quota
+        # the bins' shortfall is refilled uniformly from the binned leftovers,
+        # in a second, independent random order
+        perm2 = torch.randperm(m, device=device)
+        leftover = (~floor & over_quota).index_select(0, perm2)
         need = num_iou_expected - take.sum()
-        refilled = leftover & (leftover.cumsum(0) <= need)
-        if floor is None:
-            # no floor set: every negative was binned, nothing left to add
-            return torch.cat([perm.masked_select(take),
-                              perm.index_select(0, perm2.masked_select(refilled))])
-        take[perm2] |= refilled
-        # stage 2: the floor set gets what the binned stage did not use
+        take[perm2] |= leftover & (leftover.cumsum(0) <= need)
+        # stage 2: the floor set gets what the binned stage did not use (its
+        # members' ranks are in the uniform order `perm`)
         need = num_expected - take.sum()
-        take = take | (floor & (floor.cumsum(0) <= need))
+        take |= floor & (rank <= need)
         # stage 3: top up from the negatives not taken yet (only one of the
         # two sets can have any left), continuing the second random order
-        rest = (is_neg & ~take).index_select(0, perm2)
+        rest = (~take).index_select(0, perm2)
         need = num_expected - take.sum()
         take[perm2] |= rest & (rest.cumsum(0) <= need)
         return perm.masked_select(take)
