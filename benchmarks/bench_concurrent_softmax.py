@@ -60,9 +60,8 @@ def main():
     args = parser.parse_args()
     big = str(1 << 32)
     steady_env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=big, MALLOC_TRIM_THRESHOLD_=big)
-    child = [sys.executable, __file__, *[a for a in sys.argv[1:] if a != 'both'
-                                         and not a.startswith('--allocator')],
-             '--allocator', 'steady']
+    child = [sys.executable, __file__, '--n', str(args.n), '--c', str(args.c),
+             '--repeat', str(args.repeat), '--allocator', 'steady']
     if args.allocator == 'both':
         print('== default allocator ==', flush=True)
     elif args.allocator == 'steady' and 'MALLOC_TRIM_THRESHOLD_' not in os.environ:

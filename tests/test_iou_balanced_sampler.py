@@ -338,3 +338,19 @@ def test_sample_keeps_base_sampler_contract(add_gt, neg_pos_ub):
     assert torch.equal(ours.neg_priors[neg_order], ref.neg_priors)
     if add_gt:
         assert ours.pos_is_gt.sum() > 0
+
+
+@pytest.mark.parametrize('one_hot_limit', [1 << 22, 0])
+def test_ranks_in_groups_both_paths_match_a_loop(monkeypatch, one_hot_limit):
+    """The one-hot path (small inputs) and the stable-sort path (beyond
+    _ONE_HOT_LIMIT) both give the 1-based rank within the group, in order."""
+    from balancedet.models.task_modules import iou_balanced_sampler as mod
+    monkeypatch.setattr(mod, '_ONE_HOT_LIMIT', one_hot_limit)
+    g = torch.Generator().manual_seed(8)
+    groups = torch.randint(0, 5, (300, ), generator=g)
+    seen = [0] * 5
+    expect = []
+    for v in groups.tolist():
+        seen[v] += 1
+        expect.append(seen[v])
+    assert mod._ranks_in_groups(groups, 5).tolist() == expect

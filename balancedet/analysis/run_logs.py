@@ -16,9 +16,14 @@ def read_scalars(work_dir: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def last_row_with(rows: list[dict], key: str, work_dir: str) -> dict:
+    """The last of ``rows`` (read from ``work_dir``) that holds ``key``."""
+    hits = [r for r in rows if key in r]
+    if not hits:
+        raise SystemExit(f'{work_dir}: no validation row with {key!r}')
+    return hits[-1]
+
+
 def last_validation(work_dir: str, key: str) -> dict:
     """The last row of ``work_dir``'s scalars that holds ``key``."""
-    rows = [r for r in read_scalars(work_dir) if key in r]
-    if not rows:
-        raise SystemExit(f'{work_dir}: no validation row with {key!r}')
-    return rows[-1]
+    return last_row_with(read_scalars(work_dir), key, work_dir)

@@ -10,12 +10,13 @@ import argparse
 import math
 import os.path as osp
 
-from balancedet.analysis.run_logs import last_validation, read_scalars
+from balancedet.analysis.run_logs import last_row_with, read_scalars
 
 
 def summarize(work_dir):
-    val = last_validation(work_dir, 'cls_loc/top1_cls_err')
-    train = [r for r in read_scalars(work_dir) if 'loss' in r and 'epoch' in r]
+    rows = read_scalars(work_dir)
+    val = last_row_with(rows, 'cls_loc/top1_cls_err', work_dir)
+    train = [r for r in rows if 'loss' in r and 'epoch' in r]
     last = max(r['epoch'] for r in train)
     loss = sum(r['loss'] for r in train if r['epoch'] == last) / sum(
         1 for r in train if r['epoch'] == last)

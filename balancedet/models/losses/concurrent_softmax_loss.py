@@ -463,8 +463,8 @@ class ConcurrentSoftmaxLoss(nn.Module):
         rc[:num_classes, :num_classes] -= r
         self.register_buffer('r', r, persistent=False)
         self.register_buffer('one_minus_r', rc, persistent=False)
-        # r row-compressed (background rows/columns are 0) for the eq. 3 loss
-        r_idx, r_val = sparse_rows(torch.ones(c1, c1) - rc)
+        # r row-compressed, with the background's zero row and column, for eq. 3
+        r_idx, r_val = sparse_rows(torch.nn.functional.pad(r, (0, 1, 0, 1)))
         self.register_buffer('r_idx', r_idx, persistent=False)
         self.register_buffer('r_val', r_val, persistent=False)
         self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
@@ -486,7 +486,8 @@ class ConcurrentSoftmaxLoss(nn.Module):
         return num_classes + 1
 
     def _label_pairs(self, labels: Tensor, c1: int):
-        """(box, label) index pairs, sorted by box, from indices or multi-hot."""
+        """(box, label) index pairs, sorted by box, from indices or a bool
+        multi-hot."""
         if labels.dim() == 1:
             if labels.numel() and (labels.min() < 0 or labels.max() >= c1):
                 raise ValueError(f'labels must lie in [0, {c1 - 1}] (background = '
@@ -494,7 +495,7 @@ class ConcurrentSoftmaxLoss(nn.Module):
             return torch.arange(labels.size(0), device=labels.device), labels.long()
         if labels.dim() == 2 and labels.size(1) == c1:
             # flat positions (sorted by box), then divmod into (box, label)
-            flat = _flat_nonzero(labels.bool())
+            flat = _flat_nonzero(labels)
             rows = torch.div(flat, c1, rounding_mode='floor')
             cols = flat - rows * c1
             if labels.size(0) and (rows.numel() < labels.size(0) or bool(
@@ -510,12 +511,13 @@ class ConcurrentSoftmaxLoss(nn.Module):
         c1 = self.num_classes + 1
         if cls_score.dim() != 2 or cls_score.size(1) != c1:
             raise ValueError(f'cls_score must be (N, {c1}), got {tuple(cls_score.shape)}')
+        if labels.dim() == 2:
+            labels = labels.bool()
         rows, cols = self._label_pairs(labels, c1)
         logits = cls_score.float()
         dev = logits.device
         # one label per box (always so for (N,) labels): no (1 - y_j) masking
-        multi_hot = labels.bool() if labels.dim() == 2 and rows.numel() > labels.size(0) \
-            else None
+        multi_hot = labels if labels.dim() == 2 and rows.numel() > labels.size(0) else None
         pair_loss = _ConcurrentSoftmaxNLL.apply(
             logits, rows, cols, multi_hot, self.one_minus_r.to(dev), self.r_idx.to(dev),
             self.r_val.to(dev), self.r_any.to(dev))

@@ -232,15 +232,14 @@ class BalancedIoUSampler(BaseSampler):
         top edge is ``max_iou_thr`` or, as in mmdet, the largest IoU of any
         proposal (``max_overlaps``)."""
         lower = max(self.floor_thr, 0.)
-        edges = iou.new_empty((0, ))
+        # inner edges lower + (k / K) * (upper - lower), none for one bin; the
+        # first bin is open below, the last one closed above
+        edges = _bin_fractions(self.num_bins, iou.device, iou.dtype)
         if self.num_bins > 1:
             if self.max_iou_thr is None:
                 upper = max_overlaps.max()
             else:
                 upper = iou.new_tensor(self.max_iou_thr)
-            # inner edges lower + (k / K) * (upper - lower); the first bin is
-            # open below, the last one closed above
-            edges = _bin_fractions(self.num_bins, iou.device, iou.dtype)
             edges = edges * (upper - lower) + lower if lower else edges * upper
         if self.floor_thr >= 0:
             # floor_thr > 0: the floor is IoU < floor_thr; floor_thr == 0: the
