@@ -1,0 +1,529 @@
+"""Open Images with native multi-label boxes (V6 and Challenge 2019 formats).
+
+Peng et al., "Large-Scale Object Detection in the Wild from Imbalanced
+Multi-Labels", CVPR 2020, train the concurrent softmax (eq. 3) on Open Images
+objects carrying *several* labels (a box verified as Dog and as Animal).
+mmdet's ``OpenImagesDataset`` reads every CSV row as its own single-label
+instance, so those labels reach the loss as separate targets.  The datasets
+here read the same files, in the same formats, as mmdet's
+``OpenImagesDataset`` (V6) and ``OpenImagesChallengeDataset`` (Challenge
+2019), and keep one **instance per object** (the rule of
+:mod:`balancedet.datasets.same_object`: same image, identical coordinates)
+with:
+
+* ``bbox`` (pixels, xyxy), ``bbox_label`` -- the object's most specific label
+  (the first, in file order, that is not an ancestor of another of its
+  labels) -- and ``multi_labels``: every label of the object, sorted (what
+  :class:`~balancedet.datasets.transforms.PackMultiLabelDetInputs` packs and
+  :class:`~balancedet.models.roi_heads.ConcurrentSoftmaxRoIHead` consumes);
+  with ``expand_ancestors=True`` (off by default; the metric expands at test
+  time) ``multi_labels`` also holds every hierarchy ancestor of those labels;
+* ``is_group_of`` (and V6's ``is_occluded``, ``is_truncated``,
+  ``is_depiction``, ``is_inside``): True when any row of the object says so;
+* per image ``image_level_labels`` / ``confidences`` from
+  ``image_level_ann_file`` (1 = verified present, 0 = verified absent), as
+  mmdet stores them.
+
+For evaluation (``instances_per_label``, default: ``test_mode``) every
+(object, annotated label) pair is its own instance, each with its own row's
+flags and the object's ``multi_labels``: mmdet's ``OpenImagesMetric`` (and
+``FastOpenImagesMetric``) count one ground truth per instance, so each label
+of a box stays a ground truth of its class.
+
+``metainfo``: ``classes``, ``RELATION_MATRIX`` (mmdet's convention, from
+:class:`~balancedet.datasets.hierarchy.ClassHierarchy`), ``parents``
+(``{label: [parent labels]}``, the DAG), ``mids`` and ``multi_label=True``.
+
+Formats (as mmdet reads them):
+
+* V6: ``ann_file`` CSV with header ``ImageID,Source,LabelName,Confidence,
+  XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside``
+  (coordinates normalised to [0, 1]); ``label_file``
+  ``class-descriptions-boxable.csv`` (``MID,DisplayName``, no header);
+  ``hierarchy_file`` ``bbox_labels_600_hierarchy.json``;
+  ``image_level_ann_file`` ``ImageID,Source,LabelName,Confidence``;
+  ``meta_file``: a pickled list of ``dict(filename=..., ori_shape=(h, w, 3))``
+  (mmdet's ``tools/misc/get_image_metas.py``); images ``<ImageID>.jpg``.
+* Challenge 2019: ``ann_file`` ``.txt`` -- per image a line with the image
+  path (relative to ``data_prefix['img']``), a line ``-1`` (unused), the number
+  of boxes, then one line per box ``label xmin ymin xmax ymax is_group_of``
+  with 1-based labels; ``label_file`` ``cls-label-description.csv``
+  (``MID,DisplayName,LabelId``); ``hierarchy_file`` ``class_label_tree.np``;
+  ``image_level_ann_file`` ``ImageID,LabelName,Confidence``.
+
+Bad input raises :class:`DatasetError` naming the file and the row: a
+missing or renamed CSV column, a MID missing from the label file, a
+hierarchy naming classes the label file lacks or holding a cycle, a box
+outside [0, 1] or with xmin > xmax (ymin > ymax), a metas file whose images
+differ from the annotation file's.  Zero-size boxes (xmin == xmax) are
+dropped with one counted warning per file.
+
+A train-mode dataset holding multi-label objects checks its pipeline: a
+packer that cannot carry ``multi_labels`` (mmdet's ``PackDetInputs``) makes
+the build fail, naming it; :class:`~balancedet.engine.MultiLabelTargetCheckHook`
+does the same for the model's RoI head before the first iteration.
+"""
+from __future__ import annotations
+
+import csv
+import os.path as osp
+import pickle
+import warnings
+
+import numpy as np
+from mmdet.datasets import OpenImagesDataset
+from mmdet.registry import DATASETS
+
+from .balanced_coco import DatasetError
+from .hierarchy import ClassHierarchy, HierarchyError, load_openimages_hierarchy, read_label_file
+from .same_object import object_ids
+
+V6_REQUIRED = ('ImageID', 'LabelName', 'XMin', 'XMax', 'YMin', 'YMax', 'IsGroupOf')
+V6_FLAGS = ('IsOccluded', 'IsTruncated', 'IsGroupOf', 'IsDepiction', 'IsInside')
+_FLAG_KEYS = {'IsOccluded': 'is_occluded', 'IsTruncated': 'is_truncated',
+              'IsGroupOf': 'is_group_of', 'IsDepiction': 'is_depiction',
+              'IsInside': 'is_inside'}
+
+
+def _open_csv(path, what):
+    if not osp.isfile(path):
+        raise DatasetError(f'{what} {path!r} does not exist; fix the path in the config or '
+                           'generate a dataset with tools/misc/make_openimages_dataset.py')
+    return open(path, newline='', encoding='utf-8')
+
+
+def _header_index(header, required, path, what, hint):
+    header = [h.strip().lstrip('\ufeff') for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DatasetError(f'{what} {path!r}: column(s) {missing} missing from the header '
+                           f'(row 1: {header}); expected {hint}')
+    return {name: header.index(name) for name in header}
+
+
+def read_v6_boxes(path, mid_to_label):
+    """Parse a V6 box CSV into columns; validates every row (see module)."""
+    with _open_csv(path, 'annotation file') as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f'annotation file {path!r} is empty; expected a header row')
+        idx = _header_index(header, V6_REQUIRED, path, 'annotation file',
+                            ','.join(('ImageID', 'Source', 'LabelName', 'Confidence', 'XMin',
+                                      'XMax', 'YMin', 'YMax', *V6_FLAGS)))
+        i_img, i_lab = idx['ImageID'], idx['LabelName']
+        i_coord = [idx['XMin'], idx['YMin'], idx['XMax'], idx['YMax']]
+        flag_cols = [(k, idx[k]) for k in V6_FLAGS if k in idx]
+        width = len(header)
+        img_ids, mids, coords, flags, rows = [], [], [], [], []
+        for lineno, row in enumerate(reader, 2):
+            if not row:
+                continue
+            if len(row) != width:
+                raise DatasetError(f'annotation file {path!r} row {lineno}: {len(row)} fields, '
+                                   f'the header has {width}')
+            img_ids.append(row[i_img])
+            mids.append(row[i_lab])
+            try:
+                coords.append([float(row[i]) for i in i_coord])
+                flags.append([int(row[i]) == 1 for _, i in flag_cols])
+            except ValueError:
+                raise DatasetError(f'annotation file {path!r} row {lineno}: non-numeric '
+                                   f'coordinate or flag in {row}') from None
+            rows.append(lineno)
+    labels = _labels_of(mids, mid_to_label, rows, path)
+    return dict(img_ids=img_ids, labels=labels,
+                coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
+                flags=np.asarray(flags, dtype=bool).reshape(len(rows), len(flag_cols)),
+                flag_names=[_FLAG_KEYS[k] for k, _ in flag_cols],
+                rows=np.asarray(rows, dtype=np.int64), img_paths=None)
+
+
+def read_challenge_boxes(path, num_classes):
+    """Parse a Challenge 2019 ``.txt`` box file (mmdet's layout)."""
+    if not osp.isfile(path):
+        raise DatasetError(f'annotation file {path!r} does not exist')
+    with open(path) as f:
+        lines = f.read().splitlines()
+    img_paths, img_ids, labels, coords, flags, rows = [], [], [], [], [], []
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        filename = lines[i].strip()
+        try:
+            count = int(lines[i + 2])
+        except (IndexError, ValueError):
+            raise DatasetError(f'annotation file {path!r} row {i + 3}: expected the number of '
+                               f'boxes of {filename!r} (layout: image path, -1, count, boxes)'
+                               ) from None
+        img_paths.append(filename)
+        img_id = osp.splitext(osp.basename(filename))[0]
+        for j in range(count):
+            lineno = i + 4 + j
+            if lineno > len(lines):
+                raise DatasetError(f'annotation file {path!r}: {filename!r} announces {count} '
+                                   f'boxes but the file ends at row {len(lines)}')
+            sp = lines[lineno - 1].split()
+            try:
+                if len(sp) != 6:
+                    raise ValueError
+                lab = int(sp[0]) - 1
+                box = [float(x) for x in sp[1:5]]
+                grp = int(sp[5]) == 1
+            except ValueError:
+                raise DatasetError(f'annotation file {path!r} row {lineno}: {lines[lineno - 1]!r}'
+                                   ' is not "label xmin ymin xmax ymax is_group_of"') from None
+            if not 0 <= lab < num_classes:
+                raise DatasetError(f'annotation file {path!r} row {lineno}: label {lab + 1} is '
+                                   f'not a LabelId of the label file (1..{num_classes})')
+            img_ids.append(img_id)
+            labels.append(lab)
+            coords.append(box)
+            flags.append([grp])
+            rows.append(lineno)
+        i += 3 + count
+    return dict(img_ids=img_ids, labels=np.asarray(labels, dtype=np.int64),
+                coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
+                flags=np.asarray(flags, dtype=bool).reshape(len(rows), 1),
+                flag_names=['is_group_of'], rows=np.asarray(rows, dtype=np.int64),
+                img_paths=img_paths)
+
+
+def _labels_of(mids, mid_to_label, rows, path):
+    labels = np.empty(len(mids), dtype=np.int64)
+    for k, mid in enumerate(mids):
+        lab = mid_to_label.get(mid)
+        if lab is None:
+            raise DatasetError(f'annotation file {path!r} row {rows[k]}: LabelName {mid!r} is not '
+                               'in the label file; use the label file of the same release')
+        labels[k] = lab
+    return labels
+
+
+def check_normalised_boxes(coords, rows, path):
+    """Open Images' rule: coordinates in [0, 1], xmin <= xmax, ymin <= ymax;
+    anything else is an error naming the row.  Returns the keep mask (zero-size
+    boxes are dropped, counted by the caller)."""
+    if coords.size == 0:
+        return np.ones(0, dtype=bool)
+    bad = ~np.isfinite(coords).all(axis=1) | (coords < 0).any(axis=1) | (coords > 1).any(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f'annotation file {path!r} row {rows[k]}: box (xmin, ymin, xmax, '
+                           f'ymax) = {coords[k].tolist()} is outside [0, 1] ({int(bad.sum())} '
+                           'such row(s)); Open Images coordinates are normalised by the image '
+                           'size')
+    flipped = (coords[:, 0] > coords[:, 2]) | (coords[:, 1] > coords[:, 3])
+    if flipped.any():
+        k = int(np.flatnonzero(flipped)[0])
+        raise DatasetError(f'annotation file {path!r} row {rows[k]}: box (xmin, ymin, xmax, '
+                           f'ymax) = {coords[k].tolist()} has xmin > xmax or ymin > ymax '
+                           f'({int(flipped.sum())} such row(s)); swap the columns')
+    return (coords[:, 2] > coords[:, 0]) & (coords[:, 3] > coords[:, 1])
+
+
+def read_image_level(path, mid_to_label, challenge):
+    """``{ImageID: (labels, confidences)}`` from an image-level label CSV."""
+    out = {}
+    with _open_csv(path, 'image-level label file') as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f'image-level label file {path!r} is empty')
+        idx = _header_index(header, ('ImageID', 'LabelName', 'Confidence'), path,
+                            'image-level label file',
+                            'ImageID,LabelName,Confidence' if challenge else
+                            'ImageID,Source,LabelName,Confidence')
+        for lineno, row in enumerate(reader, 2):
+            if not row:
+                continue
+            mid = row[idx['LabelName']]
+            if mid not in mid_to_label:
+                raise DatasetError(f'image-level label file {path!r} row {lineno}: LabelName '
+                                   f'{mid!r} is not in the label file')
+            try:
+                conf = float(row[idx['Confidence']])
+            except ValueError:
+                raise DatasetError(f'image-level label file {path!r} row {lineno}: Confidence '
+                                   f'{row[idx["Confidence"]]!r} is not a number') from None
+            labs, confs = out.setdefault(row[idx['ImageID']], ([], []))
+            labs.append(mid_to_label[mid])
+            confs.append(conf)
+    return out
+
+
+def read_metas(path, backend_args=None):
+    """The metas pickle: ``{image stem: (height, width)}`` in file order."""
+    if not osp.isfile(path):
+        raise DatasetError(f'meta file {path!r} does not exist; write it with mmdet\'s '
+                           'tools/misc/get_image_metas.py or the balancedet generator')
+    with open(path, 'rb') as f:
+        metas = pickle.load(f)  # same trust model as mmdet's loader (mmengine.load pkl)
+    if not isinstance(metas, (list, tuple)):
+        raise DatasetError(f'meta file {path!r}: expected a list of dicts with "filename" and '
+                           f'"ori_shape", got {type(metas).__name__}')
+    out = {}
+    for k, meta in enumerate(metas):
+        if not isinstance(meta, dict) or 'filename' not in meta or 'ori_shape' not in meta:
+            raise DatasetError(f'meta file {path!r} record {k}: expected a dict with "filename" '
+                               f'and "ori_shape", got {meta!r:.200}')
+        stem = osp.splitext(osp.basename(meta['filename']))[0]
+        h, w = meta['ori_shape'][:2]
+        out[stem] = (int(h), int(w))
+    return out
+
+
+def _primary_labels(obj, labels, num_objects, anc):
+    """Per object: the first label (file order) that is not an ancestor of
+    another label of the object."""
+    n = len(obj)
+    # a row is "covered" when another row of its object has a descendant label
+    covered = np.zeros(n, dtype=bool)
+    order = np.argsort(obj, kind='stable')
+    so = obj[order]
+    starts = np.flatnonzero(np.r_[True, so[1:] != so[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    for s, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+        rows = order[s:s + size]
+        labs = labels[rows]
+        covered[rows] = anc[labs[None, :], labs[:, None]].any(axis=1)
+    primary = np.full(num_objects, -1, dtype=np.int64)
+    cand = np.flatnonzero(~covered)[::-1]  # later rows first, so the first row wins
+    primary[obj[cand]] = labels[cand]
+    missing = primary < 0  # cannot happen in a DAG; keep the first row then
+    if missing.any():
+        first = np.full(num_objects, n, dtype=np.int64)
+        np.minimum.at(first, obj, np.arange(n))
+        primary[missing] = labels[first[missing]]
+    return primary
+
+
+@DATASETS.register_module()
+class OpenImagesMultiLabelDataset(OpenImagesDataset):
+    """Open Images V6 with one multi-label instance per object (see module).
+
+    Args:
+        label_file, meta_file, hierarchy_file, image_level_ann_file: as in
+            mmdet's ``OpenImagesDataset``.
+        expand_ancestors (bool): add every hierarchy ancestor to each
+            object's ``multi_labels``. Defaults to False.
+        instances_per_label (bool, optional): one instance per (object, label)
+            instead of per object; None (default) means ``test_mode``.
+        check_pipeline (bool): refuse a pipeline whose packer cannot carry
+            ``multi_labels`` when multi-label objects exist (train mode).
+        **kwargs: passed to mmdet's ``BaseDetDataset``.
+    """
+
+    METAINFO: dict = dict(dataset_type='oid_v6')
+    challenge = False
+
+    def __init__(self, *args, expand_ancestors: bool = False,
+                 instances_per_label: bool | None = None, check_pipeline: bool = True,
+                 **kwargs) -> None:
+        self.expand_ancestors = bool(expand_ancestors)
+        self._instances_per_label = instances_per_label
+        self.check_pipeline = check_pipeline
+        self._pairs = None
+        self._num_multi = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def instances_per_label(self) -> bool:
+        if self._instances_per_label is None:
+            return bool(self.test_mode)
+        return bool(self._instances_per_label)
+
+    def full_init(self) -> None:
+        was = self._fully_initialized
+        super().full_init()
+        if not was and not self.test_mode and self.check_pipeline:
+            self._check_pipeline()
+
+    # -- loading ------------------------------------------------------------
+    def _read_classes(self):
+        try:
+            classes, mids, m2l = read_label_file(self.label_file, challenge=self.challenge)
+            hierarchy = load_openimages_hierarchy(self.hierarchy_file, m2l, classes)
+        except HierarchyError as err:
+            raise DatasetError(str(err)) from None
+        return classes, mids, m2l, hierarchy
+
+    def load_data_list(self) -> list[dict]:
+        classes, mids, m2l, hierarchy = self._read_classes()
+        self.hierarchy: ClassHierarchy = hierarchy
+        self.label_id_mapping = m2l
+        self._metainfo['classes'] = tuple(classes)
+        self._metainfo['mids'] = tuple(mids)
+        self._metainfo['RELATION_MATRIX'] = hierarchy.relation_matrix()
+        self._metainfo['parents'] = {k: list(v) for k, v in hierarchy.parents.items()}
+        self._metainfo['multi_label'] = True
+        if self.challenge:
+            boxes = read_challenge_boxes(self.ann_file, len(classes))
+        else:
+            boxes = read_v6_boxes(self.ann_file, m2l)
+        keep = check_normalised_boxes(boxes['coords'], boxes['rows'], self.ann_file)
+        if not keep.all():
+            dropped = boxes['rows'][~keep]
+            warnings.warn(f'{self.ann_file}: dropped {dropped.size} zero-size box(es) '
+                          f'(xmin == xmax or ymin == ymax), rows {dropped[:5].tolist()}'
+                          + (' ...' if dropped.size > 5 else ''), stacklevel=2)
+        img_level = None
+        if self.image_level_ann_file:
+            img_level = read_image_level(self.image_level_ann_file, m2l, self.challenge)
+        metas = read_metas(self.meta_file)
+
+        # images in order of first appearance in the annotation file
+        ids = np.asarray(boxes['img_ids'], dtype=object)
+        if boxes['img_paths'] is not None:
+            order_ids = [osp.splitext(osp.basename(p))[0] for p in boxes['img_paths']]
+            paths = dict(zip(order_ids, boxes['img_paths']))
+        else:
+            order_ids = list(dict.fromkeys(boxes['img_ids']))
+            paths = {i: f'{i}.jpg' for i in order_ids}
+        missing = [i for i in order_ids if i not in metas]
+        extra = [i for i in metas if i not in paths]
+        if missing or extra:
+            raise DatasetError(
+                f'meta file {self.meta_file!r} does not match annotation file {self.ann_file!r}: '
+                f'{len(missing)} image(s) of the annotations lack a meta record (e.g. '
+                f'{missing[:3]}), {len(extra)} meta record(s) have no annotation (e.g. '
+                f'{extra[:3]}); regenerate the metas from the same split')
+        img_index = {img: k for k, img in enumerate(order_ids)}
+        img_of_row = np.fromiter((img_index[i] for i in ids), dtype=np.int64, count=len(ids))
+        img_of_row, labels = img_of_row[keep], boxes['labels'][keep]
+        coords, flags = boxes['coords'][keep], boxes['flags'][keep]
+        obj, num_obj = object_ids(coords, img_of_row)
+        anc = hierarchy.ancestor_matrix
+        primary = _primary_labels(obj, labels, num_obj, anc)
+
+        # per object: sorted unique labels (CSR), flags OR-ed
+        pair_key = np.unique(obj * len(classes) + labels)
+        pair_obj, pair_lab = pair_key // len(classes), pair_key % len(classes)
+        if self.expand_ancestors:
+            rows_, cols_ = np.nonzero(anc[pair_lab])
+            pair_key = np.unique(np.r_[pair_key, pair_obj[rows_] * len(classes) + cols_])
+            pair_obj, pair_lab = pair_key // len(classes), pair_key % len(classes)
+        ml_off = np.r_[0, np.cumsum(np.bincount(pair_obj, minlength=num_obj))]
+        obj_flags = np.zeros((num_obj, flags.shape[1]), dtype=bool)
+        np.logical_or.at(obj_flags, obj, flags)
+        first_row = np.full(num_obj, len(obj), dtype=np.int64)
+        np.minimum.at(first_row, obj, np.arange(len(obj)))
+        obj_img = img_of_row[first_row]
+        obj_box = coords[first_row]
+        # class-image pairs for the samplers (every label of every object)
+        self._pairs = (obj_img[pair_obj], pair_lab)
+        self._num_multi = int(np.sum(np.diff(ml_off) > 1))
+
+        data_list = []
+        per_img_obj = [[] for _ in order_ids]
+        for o, im in enumerate(obj_img.tolist()):
+            per_img_obj[im].append(o)
+        per_img_rows = None
+        if self.instances_per_label:
+            per_img_rows = [[] for _ in order_ids]
+            # one row per (object, label): the first row of each pair
+            _, uniq_rows = np.unique(obj * len(classes) + labels, return_index=True)
+            for r in np.sort(uniq_rows).tolist():
+                per_img_rows[img_of_row[r]].append(r)
+        names = boxes['flag_names']
+        ml_lists = np.split(pair_lab, ml_off[1:-1]) if num_obj else []
+        for k, img in enumerate(order_ids):
+            h, w = metas[img]
+            scale = np.array([w, h, w, h], dtype=np.float64)
+            instances = []
+            if per_img_rows is None:
+                for o in per_img_obj[k]:
+                    inst = dict(bbox=(obj_box[o] * scale).tolist(), bbox_label=int(primary[o]),
+                                multi_labels=ml_lists[o].tolist(), ignore_flag=0)
+                    inst.update({n: bool(obj_flags[o, j]) for j, n in enumerate(names)})
+                    instances.append(inst)
+            else:
+                for r in per_img_rows[k]:
+                    o = obj[r]
+                    inst = dict(bbox=(coords[r] * scale).tolist(), bbox_label=int(labels[r]),
+                                multi_labels=ml_lists[o].tolist(), ignore_flag=0)
+                    inst.update({n: bool(flags[r, j]) for j, n in enumerate(names)})
+                    instances.append(inst)
+            info = dict(img_path=osp.join(self.data_prefix['img'], paths[img]), img_id=img,
+                        height=h, width=w, instances=instances)
+            if img_level is not None:
+                labs, confs = img_level.get(img, ([], []))
+                info['image_level_labels'] = np.asarray(labs, dtype=np.int64)
+                info['confidences'] = np.asarray(confs, dtype=np.float32)
+            data_list.append(info)
+        self._num_loaded = len(data_list)
+        return data_list
+
+    # -- samplers -----------------------------------------------------------
+    def get_class_image_pairs(self):
+        """Flat ``(image index, label)`` pairs of every object's labels (for
+        :class:`~balancedet.datasets.samplers.class_index.ClassImageIndex`),
+        without a per-image loop.  Falls back to reading the instances when a
+        subset (``indices``) or filter changed the image list."""
+        if self._pairs is not None and len(self) == getattr(self, '_num_loaded', -1):
+            return self._pairs
+        img, lab = [], []
+        for i in range(len(self)):
+            for inst in self.get_data_info(i)['instances']:
+                for x in inst.get('multi_labels', [inst['bbox_label']]):
+                    img.append(i)
+                    lab.append(x)
+        return np.asarray(img, dtype=np.int64), np.asarray(lab, dtype=np.int64)
+
+    def get_cat_ids(self, idx: int) -> list[int]:
+        out = set()
+        for inst in self.get_data_info(idx)['instances']:
+            out.update(inst.get('multi_labels', [inst['bbox_label']]))
+        return sorted(out)
+
+    # -- checks -------------------------------------------------------------
+    def _count_multi(self) -> int:
+        """Number of objects carrying more than one label."""
+        if getattr(self, '_num_multi', None) is None:
+            self._num_multi = sum(
+                sum(len(x.get('multi_labels', ())) > 1 for x in self.get_data_info(i)['instances'])
+                for i in range(len(self)))
+        return self._num_multi
+
+    def _check_pipeline(self) -> None:
+        check_pipeline_carries_multi_labels(self.pipeline, type(self).__name__,
+                                            self._count_multi)
+
+
+def check_pipeline_carries_multi_labels(pipeline, owner: str, count_multi) -> None:
+    """Raise when the pipeline's packer would drop ``multi_labels``.
+
+    ``count_multi`` is called (once) only when such a packer is found, so
+    single-label data with mmdet's ``PackDetInputs`` stays allowed."""
+    from mmdet.datasets.transforms import PackDetInputs
+
+    from .transforms.multi_label_packing import PackMultiLabelDetInputs
+    transforms = getattr(pipeline, 'transforms', pipeline) or []
+    for t in transforms:
+        if isinstance(t, PackDetInputs) and not isinstance(t, PackMultiLabelDetInputs):
+            n = count_multi()
+            if n:
+                raise DatasetError(
+                    f'{owner}: pipeline step {type(t).__name__} cannot carry multi-hot targets, '
+                    f'but {n} object(s) of the training set have several labels; they would be '
+                    'reduced to one label each. Use dict(type="PackMultiLabelDetInputs") as the '
+                    'last train transform (and ConcurrentSoftmaxRoIHead in the model), or set '
+                    'check_pipeline=False to train on single labels knowingly')
+
+
+@DATASETS.register_module()
+class OpenImagesChallengeMultiLabelDataset(OpenImagesMultiLabelDataset):
+    """Open Images Challenge 2019 (``.txt`` boxes, ``class_label_tree.np``,
+    ``cls-label-description.csv``) with one multi-label instance per object."""
+
+    METAINFO: dict = dict(dataset_type='oid_challenge')
+    challenge = True
+
+    def __init__(self, ann_file: str, **kwargs) -> None:
+        if not str(ann_file).endswith('.txt'):
+            raise DatasetError(f'annotation file {ann_file!r}: the Open Images Challenge box '
+                               'annotation is a .txt file (use OpenImagesMultiLabelDataset for '
+                               'V6 CSVs)')
+        super().__init__(ann_file=ann_file, **kwargs)

@@ -1,0 +1,240 @@
+"""Generator of small datasets in the real Open Images formats.
+
+Writes, deterministically from a seed, a tiny train/validation split in both
+formats mmdet (and :mod:`balancedet.datasets.openimages`) read, on the **real**
+Open Images V6 class list and hierarchy (``balancedet/data/openimages``,
+CC BY 4.0, Google LLC):
+
+``annotations/`` (V6)
+    ``class-descriptions-boxable.csv``, ``bbox_labels_600_hierarchy.json``
+    (copies), ``oidv6-train-annotations-bbox.csv``,
+    ``validation-annotations-bbox.csv``,
+    ``{train,validation}-annotations-human-imagelabels-boxable.csv``,
+    ``{train,validation}-image-metas.pkl``.
+``challenge2019/`` (Challenge 2019)
+    ``challenge-2019-{train,validation}-detection-bbox.txt``,
+    ``cls-label-description.csv``, ``class_label_tree.np``,
+    ``challenge-2019-validation-detection-human-imagelabels.csv``,
+    ``challenge-2019-{train,validation}-metas.pkl``.
+``OpenImages/{train,validation}/<ImageID>.jpg``
+    the images (coloured rectangles on noise, one colour per class).
+
+The Challenge 2019 split uses ``challenge_classes`` (default 500) of the 601
+V6 classes -- every class the generator draws plus the first others in file
+order -- with the V6 hierarchy restricted to them.  This is *not* the official
+Challenge 2019 500-class list (not shipped here); point the datasets at the
+official ``cls-label-description.csv`` / ``class_label_tree.np`` for real data.
+
+What the data contains (the paper's phenomena, Peng et al. CVPR 2020):
+
+* **explicit multi-label boxes**: a Dog box also labelled with an ancestor
+  (Animal / Mammal / Carnivore), the same coordinates repeated per label;
+* **parent-only boxes**: an object labelled with an ancestor only;
+* **a confusable pair labelled at random** (``Tortoise`` / ``Sea turtle``:
+  drawn identically, either label, sometimes both);
+* **group-of boxes** (``IsGroupOf = 1``, one box over several objects);
+* **a long tail**: class frequencies follow a geometric law with
+  most/least ratio ``tail_ratio``;
+* **a multi-parent class** (Tomato: Fruit and Vegetable);
+* image-level labels verified present (confidence 1) and absent (0).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import pickle
+import shutil
+
+import cv2
+import numpy as np
+
+from .hierarchy import ClassHierarchy, read_label_file
+
+DATA_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'openimages')
+LABEL_FILE = osp.join(DATA_DIR, 'class-descriptions-boxable.csv')
+HIERARCHY_FILE = osp.join(DATA_DIR, 'bbox_labels_600_hierarchy.json')
+
+#: leaf classes drawn, most frequent first (the long tail follows this order)
+DRAWN = ('Person', 'Car', 'Dog', 'Tree', 'Tomato', 'Tortoise', 'Chair', 'Cat', 'Bicycle',
+         'Apple', 'Bottle', 'Horse')
+CONFUSABLE = ('Tortoise', 'Sea turtle')
+GROUP_OF = ('Tree', 'Person', 'Tomato')
+
+
+def _load_real():
+    classes, mids, m2l = read_label_file(LABEL_FILE)
+    hierarchy = ClassHierarchy.from_openimages_json(HIERARCHY_FILE, m2l, classes)
+    return classes, mids, hierarchy
+
+
+def _image_id(rng):
+    return ''.join(rng.choice(list('0123456789abcdef'), 16))
+
+
+def _fmt(x):
+    return f'{x:.6f}'.rstrip('0').rstrip('.') if x not in (0.0, 1.0) else str(int(x))
+
+
+def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int = 16,
+                                seed: int = 0, tail_ratio: float = 50.0,
+                                explicit_parent: float = 0.3, parent_only: float = 0.1,
+                                group_of: float = 0.15, challenge_classes: int = 500,
+                                min_size: int = 64, max_size: int = 128) -> dict:
+    """Write the dataset into ``out_dir``; returns a summary dict."""
+    rng = np.random.default_rng(seed)
+    classes, mids, hier = _load_real()
+    index = {c: i for i, c in enumerate(classes)}
+    drawn = [index[c] for c in DRAWN]
+    freq = tail_ratio ** (-np.arange(len(drawn)) / max(len(drawn) - 1, 1))
+    freq /= freq.sum()
+    conf_pair = [index[c] for c in CONFUSABLE]
+    group_cls = {index[c] for c in GROUP_OF}
+    dog = index['Dog']
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    os.makedirs(osp.join(out_dir, 'challenge2019'), exist_ok=True)
+    shutil.copyfile(LABEL_FILE, osp.join(out_dir, 'annotations', 'class-descriptions-boxable.csv'))
+    shutil.copyfile(HIERARCHY_FILE,
+                    osp.join(out_dir, 'annotations', 'bbox_labels_600_hierarchy.json'))
+
+    # Challenge class subset: every class that can occur, then file order
+    used = set(drawn) | set(conf_pair)
+    for c in list(used):
+        used.update(hier.ancestors(c))
+    ch = sorted(used) + [i for i in range(len(classes)) if i not in used]
+    ch = sorted(ch[:challenge_classes])
+    ch_pos = {c: k for k, c in enumerate(ch)}
+    with open(osp.join(out_dir, 'challenge2019', 'cls-label-description.csv'), 'w') as f:
+        for k, c in enumerate(ch):
+            f.write(f'{mids[c]},{classes[c]},{k + 1}\n')
+    sub = ClassHierarchy(
+        [classes[c] for c in ch],
+        {ch_pos[c]: [ch_pos[p] for p in hier.ancestors(c) if p in ch_pos]
+         for c in ch if any(p in ch_pos for p in hier.ancestors(c))})
+    with open(osp.join(out_dir, 'challenge2019', 'class_label_tree.np'), 'wb') as f:
+        np.save(f, sub.class_label_tree())
+
+    summary = {'classes': len(classes), 'challenge_classes': len(ch)}
+    for split, num in (('train', num_train), ('validation', num_val)):
+        img_dir = osp.join(out_dir, 'OpenImages', split)
+        os.makedirs(img_dir, exist_ok=True)
+        rows, img_rows, metas, txt = [], [], [], []
+        n_multi = n_parent_only = n_group = 0
+        seen = set()
+        for _ in range(num):
+            img_id = _image_id(rng)
+            while img_id in seen:
+                img_id = _image_id(rng)
+            seen.add(img_id)
+            w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
+            img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+            objs = []
+            for _ in range(int(rng.integers(1, 4))):
+                leaf = drawn[int(rng.choice(len(drawn), p=freq))]
+                bw, bh = rng.uniform(0.25, 0.7, 2)
+                x0, y0 = rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh)
+                box = [round(float(v), 6) for v in (x0, x0 + bw, y0, y0 + bh)]  # xmin xmax ...
+                color = tuple(int(v) for v in ((53 * leaf) % 200 + 55, (97 * leaf) % 200 + 55,
+                                               (31 * leaf) % 200 + 55))
+                px = [int(box[0] * w), int(box[2] * h), int(box[1] * w) - 1, int(box[3] * h) - 1]
+                cv2.rectangle(img, (px[0], px[1]), (px[2], px[3]), color, -1)
+                labels = [leaf]
+                if leaf == conf_pair[0]:  # the confusable pair: either label, or both
+                    r = rng.random()
+                    labels = [conf_pair[0]] if r < 0.45 else [conf_pair[1]] if r < 0.9 \
+                        else list(conf_pair)
+                anc = hier.ancestors(leaf)
+                if leaf == dog:
+                    labels = [dog, index['Animal']]  # the Dog + Animal box of the tests
+                elif anc and rng.random() < explicit_parent:
+                    labels = labels + [int(rng.choice(anc))]
+                elif anc and rng.random() < parent_only:
+                    labels = [int(rng.choice(anc))]
+                    n_parent_only += 1
+                grp = int(leaf in group_cls and rng.random() < group_of * 3)
+                n_multi += len(labels) > 1
+                n_group += grp
+                objs.append((box, labels, grp))
+            if rng.random() < 0.5 and not objs[0][2]:
+                # a zero-size box would be dropped; instead a duplicate label row
+                # (same box, same label) that the same-object rule collapses
+                box, labels, grp = objs[0]
+                objs.append((box, labels[:1], grp))
+            cv2.imwrite(osp.join(img_dir, f'{img_id}.jpg'), img)
+            metas.append(dict(filename=f'OpenImages/{split}/{img_id}.jpg', ori_shape=(h, w, 3)))
+            present = set()
+            boxes_txt = []
+            for box, labels, grp in objs:
+                for lab in labels:
+                    present.add(lab)
+                    rows.append(f'{img_id},xclick,{mids[lab]},1,{_fmt(box[0])},{_fmt(box[1])},'
+                                f'{_fmt(box[2])},{_fmt(box[3])},{int(rng.random() < 0.3)},0,'
+                                f'{grp},0,0')
+                    if lab in ch_pos:
+                        boxes_txt.append(f'{ch_pos[lab] + 1} {box[0]} {box[2]} {box[1]} '
+                                         f'{box[3]} {grp}')
+            for lab in sorted(present):
+                img_rows.append((img_id, mids[lab], 1))
+            absent = [c for c in drawn if c not in present]
+            img_rows.append((img_id, mids[int(rng.choice(absent))], 0))
+            txt.append(f'{split}/{img_id}.jpg\n-1\n{len(boxes_txt)}\n' + ''.join(
+                b + '\n' for b in boxes_txt))
+        name = 'oidv6-train-annotations-bbox.csv' if split == 'train' else \
+            'validation-annotations-bbox.csv'
+        with open(osp.join(out_dir, 'annotations', name), 'w') as f:
+            f.write('ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,'
+                    'IsTruncated,IsGroupOf,IsDepiction,IsInside\n')
+            f.write(''.join(r + '\n' for r in rows))
+        with open(osp.join(out_dir, 'annotations',
+                           f'{split}-annotations-human-imagelabels-boxable.csv'), 'w') as f:
+            f.write('ImageID,Source,LabelName,Confidence\n')
+            f.write(''.join(f'{i},verification,{m},{c}\n' for i, m, c in img_rows))
+        with open(osp.join(out_dir, 'annotations', f'{split}-image-metas.pkl'), 'wb') as f:
+            pickle.dump(metas, f)
+        with open(osp.join(out_dir, 'challenge2019',
+                           f'challenge-2019-{split}-detection-bbox.txt'), 'w') as f:
+            f.write(''.join(txt))
+        ch_metas = [dict(m, filename=m['filename'].replace('OpenImages/', '')) for m in metas]
+        with open(osp.join(out_dir, 'challenge2019', f'challenge-2019-{split}-metas.pkl'),
+                  'wb') as f:
+            pickle.dump(ch_metas, f)
+        if split == 'validation':
+            with open(osp.join(out_dir, 'challenge2019', 'challenge-2019-validation-detection-'
+                               'human-imagelabels.csv'), 'w') as f:
+                f.write('ImageID,LabelName,Confidence\n')
+                f.write(''.join(f'{i},{m},{c}\n' for i, m, c in img_rows
+                                if index_of(mids, m) in ch_pos))
+        summary[split] = dict(images=num, box_rows=len(rows), multi_label_objects=n_multi,
+                              parent_only_objects=n_parent_only, group_of_objects=n_group)
+    with open(osp.join(out_dir, 'generator.json'), 'w') as f:
+        json.dump(dict(summary, seed=seed, tail_ratio=tail_ratio), f, indent=1)
+    return summary
+
+
+def index_of(mids, mid, _cache={}):  # noqa: B006 (memo of the MID list)
+    key = id(mids)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = {m: i for i, m in enumerate(mids)}
+    return _cache[key][mid]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Write a tiny dataset in the real Open Images '
+                                     'V6 and Challenge 2019 formats.')
+    parser.add_argument('--out-dir', default='data/openimages_tiny')
+    parser.add_argument('--num-train', type=int, default=40)
+    parser.add_argument('--num-val', type=int, default=16)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--tail-ratio', type=float, default=50.0)
+    parser.add_argument('--challenge-classes', type=int, default=500)
+    args = parser.parse_args(argv)
+    summary = generate_openimages_dataset(args.out_dir, args.num_train, args.num_val, args.seed,
+                                          args.tail_ratio,
+                                          challenge_classes=args.challenge_classes)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == '__main__':
+    main()
