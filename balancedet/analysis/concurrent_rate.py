@@ -7,17 +7,30 @@ concurrent softmax (eq. 3 and eq. 5, :mod:`balancedet.models.losses.
 concurrent_softmax_loss`) and its largest entries are shown as a heat map
 (the paper's Fig. 3a).
 
-Estimate: annotations of one image whose boxes overlap with IoU >=
-``iou_thr`` (identical boxes repeated with several category ids, Open-Images
-style explicit multi-labels, or near-duplicate boxes drawn by different
-annotators) are one *object* with label set ``L``.  Over all objects::
+Estimate: the annotations of one image that are the same object by the rule
+of :mod:`balancedet.datasets.same_object` (same image, identical box
+coordinates -- how Open Images and multi-label COCO files write several labels
+of one box) form one *object* with label set ``L``.  Over all objects::
 
     n_i     = #objects with i in L
     r_ij    = #objects with {i, j} in L / n_i        (i != j),  r_ii = 0
 
-Crowd annotations are skipped.  The hierarchy (COCO ``supercategory`` naming
-another category) is stored alongside; how hierarchy pairs enter ``r`` is
+The datasets (``BalancedCocoDataset``, ``OpenImagesMultiLabelDataset``) group
+boxes with the same function, so ``r`` is measured on exactly the objects
+whose multi-hot targets it weights.
+
+Inputs: a COCO file (crowd annotations skipped; the hierarchy is the COCO
+``supercategory``), or Open Images files (:func:`estimate_concurrent_rate_openimages`):
+a V6 box CSV (read by a vectorised numpy parser: 12 M boxes in well under a
+minute and 2 GB, see ``benchmarks/bench_concurrent_rate.py``) or a Challenge
+2019 ``.txt``, with the label file and the hierarchy (``.json`` or
+``class_label_tree.np``).  The hierarchy is stored alongside as a DAG
+(``parents``: child -> list of parents); how hierarchy pairs enter ``r`` is
 decided by the loss (``hierarchy`` option), not here.
+
+Also computed (Open Images): ``parent_without_leaf`` -- for every class with
+descendants, the share of its objects that carry none of its descendants'
+labels (the paper's Fig. 3b, "parent annotations without a leaf").
 """
 import json
 from collections.abc import Sequence
@@ -25,49 +38,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from balancedet.datasets.balanced_coco import category_parents, read_coco_annotations
+from balancedet.datasets.same_object import SAME_OBJECT_RULE, object_ids
 
 
-def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    """IoU of xywh boxes (N, 4) -> (N, N)."""
-    x1, y1 = boxes[:, 0], boxes[:, 1]
-    x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
-    area = boxes[:, 2] * boxes[:, 3]
-    iw = np.clip(np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]), 0, None)
-    ih = np.clip(np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]), 0, None)
-    inter = iw * ih
-    union = area[:, None] + area[None] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    # zero-area boxes: identical coordinates count as the same box
-    same = np.all(boxes[:, None] == boxes[None], axis=-1)
-    return np.where(same, 1.0, iou)
+def _objects(anns):
+    """Group one image's annotations into objects (same-object rule)."""
+    obj, num = object_ids([a['bbox'] for a in anns])
+    groups = [[] for _ in range(num)]
+    for k, o in enumerate(obj.tolist()):
+        groups[o].append(anns[k])
+    return groups
 
 
-def _objects(anns, iou_thr):
-    """Group one image's annotations into objects (connected components)."""
-    n = len(anns)
-    boxes = np.asarray([a['bbox'] for a in anns], dtype=np.float64).reshape(n, 4)
-    adj = _iou_matrix(boxes) >= iou_thr
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in zip(*np.nonzero(np.triu(adj, 1))):
-        ra, rb = find(int(a)), find(int(b))
-        if ra != rb:
-            parent[ra] = rb
-    groups = {}
-    for k in range(n):
-        groups.setdefault(find(k), []).append(anns[k])
-    return list(groups.values())
+def _check_iou_thr(iou_thr):
+    if iou_thr is not None:
+        raise ValueError(f'iou_thr={iou_thr!r}: the IoU threshold is gone; objects are grouped '
+                         'by the one same-object rule of balancedet.datasets.same_object '
+                         f'({SAME_OBJECT_RULE}), as the datasets do. Drop the argument')
 
 
 def estimate_concurrent_rate(ann: str | dict,
                              classes: Sequence[str] | None = None,
-                             iou_thr: float = 0.9) -> dict:
+                             iou_thr: None = None) -> dict:
     """Estimate ``r`` from a COCO file (path or loaded dict).
 
     Args:
@@ -75,16 +67,14 @@ def estimate_concurrent_rate(ann: str | dict,
         classes: class names in label order; default all categories in id
             order (as ``BalancedCocoDataset`` does).  Names that are not
             categories of the file raise ValueError.
-        iou_thr: annotations of one image overlapping at least this much are
-            the same object.
+        iou_thr: removed (must be None): objects follow the same-object rule.
 
     Returns:
         dict with ``classes`` (list), ``r`` ((C, C) ndarray), ``num_objects``
         (C,), ``num_concurrent`` ((C, C) counts), ``parents`` (child index ->
-        parent index) and ``iou_thr``.
+        parent index) and ``same_object`` (the rule).
     """
-    if not 0.0 < iou_thr <= 1.0:
-        raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr}')
+    _check_iou_thr(iou_thr)
     if isinstance(ann, str):
         coco = read_coco_annotations(ann)
     elif isinstance(ann, dict):
@@ -119,7 +109,7 @@ def estimate_concurrent_rate(ann: str | dict,
             continue  # category not among `classes`
         by_image.setdefault(a['image_id'], []).append(a)
     for anns in by_image.values():
-        for obj in _objects(anns, iou_thr):
+        for obj in _objects(anns):
             labels = sorted({cat_to_label[a['category_id']] for a in obj})
             n_obj[labels] += 1
             for i in labels:
@@ -128,7 +118,8 @@ def estimate_concurrent_rate(ann: str | dict,
                         co[i, j] += 1
     r = np.divide(co, np.maximum(n_obj, 1)[:, None], dtype=np.float64)
     return {'classes': list(classes), 'r': r, 'num_objects': n_obj, 'num_concurrent': co,
-                'parents': category_parents(coco['categories'], classes), 'iou_thr': iou_thr}
+                'parents': category_parents(coco['categories'], classes),
+            'same_object': SAME_OBJECT_RULE}
 
 
 def save_concurrent_rate(result: dict, out_file: str) -> None:
@@ -139,10 +130,16 @@ def save_concurrent_rate(result: dict, out_file: str) -> None:
     if not out_file.endswith('.json'):
         raise ValueError(f'out file {out_file!r} must end with .json or .npy')
     data = {'classes': result['classes'], 'r': np.asarray(result['r']).tolist(),
-                'num_objects': np.asarray(result['num_objects']).tolist(),
-                'num_concurrent': np.asarray(result['num_concurrent']).tolist(),
-                'parents': {str(k): int(v) for k, v in result['parents'].items()},
-                'iou_thr': result['iou_thr']}
+            'num_objects': np.asarray(result['num_objects']).tolist(),
+            'num_concurrent': np.asarray(result['num_concurrent']).tolist(),
+            'parents': {str(k): (int(v) if isinstance(v, (int, np.integer))
+                                 else [int(x) for x in v])
+                        for k, v in result['parents'].items()},
+            'same_object': result.get('same_object', SAME_OBJECT_RULE)}
+    for key in ('parent_without_leaf', 'num_images', 'num_boxes'):
+        if key in result:
+            val = result[key]
+            data[key] = val.tolist() if isinstance(val, np.ndarray) else val
     with open(out_file, 'w') as f:
         json.dump(data, f, indent=1)
 
@@ -198,17 +195,261 @@ def plot_concurrent_rate(result: dict, out_png: str, top_k: int = 20) -> list:
     return shown
 
 
-def multi_label_subset(ann: str | dict, iou_thr: float = 0.9) -> dict:
+def multi_label_subset(ann: str | dict, iou_thr: None = None) -> dict:
     """The images of a COCO file that hold at least one object with several
     labels, with all their annotations (for mAP on the multi-label subset)."""
+    _check_iou_thr(iou_thr)
     coco = read_coco_annotations(ann) if isinstance(ann, str) else ann
     by_image = {}
     for a in coco['annotations']:
         if not a.get('iscrowd', 0):
             by_image.setdefault(a['image_id'], []).append(a)
     keep = {img for img, anns in by_image.items()
-            if any(len({a['category_id'] for a in obj}) > 1 for obj in _objects(anns, iou_thr))}
+            if any(len({a['category_id'] for a in obj}) > 1 for obj in _objects(anns))}
     out = dict(coco)
     out['images'] = [im for im in coco['images'] if im['id'] in keep]
     out['annotations'] = [a for a in coco['annotations'] if a['image_id'] in keep]
     return out
+
+
+# -- Open Images ---------------------------------------------------------------
+_V6_NEEDED = ('ImageID', 'LabelName', 'XMin', 'XMax', 'YMin', 'YMax')
+
+
+def _field(buf, start, end, width):
+    """Fixed-width ``S{width}`` array of the bytes ``buf[start:end]`` per row."""
+    idx = start[:, None] + np.arange(width)
+    mask = idx < end[:, None]
+    np.minimum(idx, buf.size - 1, out=idx)
+    out = buf[idx]
+    out[~mask] = 0
+    return np.ascontiguousarray(out).view(f'S{width}').reshape(-1)
+
+
+def _hex_ids(field):
+    """16-character hex ImageIDs -> exact uint64, or None if some are not."""
+    b = field.view(np.uint8).reshape(field.size, -1)
+    if b.shape[1] != 16:
+        return None
+    digit = (b >= 48) & (b <= 57)
+    lower = (b >= 97) & (b <= 102)
+    upper = (b >= 65) & (b <= 70)
+    if not (digit | lower | upper).all():
+        return None
+    val = np.where(digit, b - 48, np.where(lower, b - 87, b - 55)).astype(np.uint64)
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(val << shifts, axis=1)
+
+
+def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: int = 64 << 20):
+    """Vectorised reader of a V6 box CSV (no quoting, the format Google ships).
+
+    Returns ``(image_keys, labels, coords, rows)``: ``image_keys`` int64 (one
+    per distinct ImageID), ``labels`` int16, ``coords`` float64 ``(N, 4)`` as
+    ``XMin, YMin, XMax, YMax``, ``rows`` the CSV line numbers (int32).  Bad
+    rows raise ``DatasetError`` naming the file and the line.
+    """
+    from balancedet.datasets.balanced_coco import DatasetError
+    mids = sorted(mid_to_label)
+    mid_w = max(len(m.encode()) for m in mids)
+    mid_arr = np.array([m.encode() for m in mids], dtype=f'S{mid_w}')
+    mid_lab = np.array([mid_to_label[m] for m in mids], dtype=np.int16)
+    out_img, out_lab, out_xy, out_row, raw_ids = [], [], [], [], []
+    all_hex = True
+    with open(ann_file, 'rb') as f:
+        header = f.readline().decode('utf-8-sig').strip().split(',')
+        missing = [c for c in _V6_NEEDED if c not in header]
+        if missing:
+            raise DatasetError(f'annotation file {ann_file!r}: column(s) {missing} missing from '
+                               f'the header (row 1: {header}); expected ImageID,Source,LabelName,'
+                               'Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,'
+                               'IsDepiction,IsInside')
+        ncol = len(header)
+        col = {c: header.index(c) for c in _V6_NEEDED}
+        line0 = 2
+        rest = b''
+        eof = False
+        while not eof:
+            chunk = f.read(chunk_bytes)
+            data = rest + chunk
+            if not chunk:
+                eof = True
+                if not data:
+                    break
+                if not data.endswith(b'\n'):
+                    data += b'\n'
+                rest = b''
+            else:
+                cut = data.rfind(b'\n')
+                rest, data = data[cut + 1:], data[:cut + 1]
+                if not data:
+                    continue
+            buf = np.frombuffer(data, dtype=np.uint8)
+            if (buf == 34).any():
+                raise DatasetError(f'annotation file {ann_file!r}: quoted fields are not '
+                                   'supported by the fast reader (Open Images CSVs have none)')
+            ends = np.flatnonzero(buf == 10)
+            starts = np.r_[0, ends[:-1] + 1]
+            cr = buf[np.maximum(ends - 1, 0)] == 13
+            ends = ends - cr
+            keep = ends > starts  # blank lines
+            starts, ends = starts[keep], ends[keep]
+            lines = line0 + np.flatnonzero(keep)
+            line0 += keep.size
+            commas = np.flatnonzero(buf == 44)
+            per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+            bad = per_row != ncol - 1
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: '
+                                   f'{per_row[k] + 1} fields, the header has {ncol}')
+            cm = commas.reshape(-1, ncol - 1)
+
+            def bounds(c):
+                s = starts if c == 0 else cm[:, c - 1] + 1
+                e = ends if c == ncol - 1 else cm[:, c]
+                return s, e
+
+            fields = {}
+            for name, c in col.items():
+                s, e = bounds(c)
+                width = int((e - s).max()) if s.size else 1
+                fields[name] = _field(buf, s, e, max(width, 1))
+            lab_f = fields['LabelName'].astype(f'S{mid_w}') if \
+                fields['LabelName'].dtype.itemsize <= mid_w else fields['LabelName']
+            pos = np.searchsorted(mid_arr, lab_f).clip(max=len(mid_arr) - 1)
+            known = mid_arr[pos] == lab_f
+            if not known.all():
+                k = int(np.flatnonzero(~known)[0])
+                raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: LabelName '
+                                   f'{lab_f[k].decode()!r} is not in the label file; use the '
+                                   'label file of the same release')
+            try:
+                xy = np.stack([fields[c].astype(np.float64)
+                               for c in ('XMin', 'YMin', 'XMax', 'YMax')], axis=1)
+            except ValueError as err:
+                raise DatasetError(f'annotation file {ann_file!r}: a coordinate is not a '
+                                   f'number ({err})') from None
+            ids = _hex_ids(fields['ImageID'])
+            raw_ids.append(fields['ImageID'])
+            if ids is None:
+                all_hex = False
+                ids = np.zeros(len(xy), dtype=np.uint64)
+            out_img.append(ids)
+            out_lab.append(mid_lab[pos])
+            out_xy.append(xy)
+            out_row.append(lines.astype(np.int64))
+    if not out_lab:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros((0, 4)),
+                np.zeros(0, np.int64))
+    if not all_hex:  # some ImageIDs are not 16 hex digits: exact ids from the strings
+        width = max(r.dtype.itemsize for r in raw_ids)
+        allraw = np.concatenate([r.astype(f'S{width}') for r in raw_ids])
+        img = np.unique(allraw, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    else:
+        img = np.concatenate(out_img).view(np.int64)
+    del raw_ids
+    return img, np.concatenate(out_lab), np.concatenate(out_xy), np.concatenate(out_row)
+
+
+def _pairs_within_objects(pair_obj, num_objects):
+    """Row indices ``(a, b)``, ``a != b``, of every two rows of one object
+    (rows sorted by object)."""
+    size = np.bincount(pair_obj, minlength=num_objects)
+    start = np.r_[0, np.cumsum(size)[:-1]]
+    rows = np.flatnonzero(size[pair_obj] > 1)
+    reps = size[pair_obj[rows]]
+    a = np.repeat(rows, reps)
+    first = np.repeat(np.cumsum(reps) - reps, reps)
+    b = start[pair_obj[a]] + (np.arange(a.size) - first)
+    keep = a != b
+    return a[keep], b[keep]
+
+
+def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
+                                hierarchy=None) -> dict:
+    """``r`` (and Fig. 3b's shares) from flat per-box arrays (see module)."""
+    labels = np.asarray(labels)
+    obj, num_obj = object_ids(coords, image_keys)
+    c = int(num_classes)
+    key = np.unique(obj.astype(np.int64) * c + labels.astype(np.int64))
+    pair_obj, pair_lab = key // c, key % c
+    del key
+    n_obj = np.bincount(pair_lab, minlength=c).astype(np.int64)
+    a, b = _pairs_within_objects(pair_obj, num_obj)
+    co = np.bincount(pair_lab[a] * c + pair_lab[b], minlength=c * c).reshape(c, c)
+    r = np.divide(co, np.maximum(n_obj, 1)[:, None], dtype=np.float64)
+    out = {'r': r, 'num_objects': n_obj, 'num_concurrent': co.astype(np.int64),
+           'num_boxes': int(labels.size), 'num_object_total': int(num_obj)}
+    if hierarchy is not None:
+        anc = hierarchy.ancestor_matrix
+        has_desc = np.zeros(pair_lab.size, dtype=bool)
+        is_desc = anc[pair_lab[b], pair_lab[a]]  # b's label descends from a's
+        has_desc[a[is_desc]] = True
+        alone = np.bincount(pair_lab[~has_desc], minlength=c)
+        parent = hierarchy.is_parent_class()
+        share = np.full(c, np.nan)
+        ok = parent & (n_obj > 0)
+        share[ok] = alone[ok] / n_obj[ok]
+        out['parent_without_leaf'] = share
+    return out
+
+
+def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
+                                        hierarchy_file: str | None = None) -> dict:
+    """``r`` from Open Images files: a V6 box CSV or a Challenge 2019 ``.txt``,
+    the label file (``class-descriptions-boxable.csv`` /
+    ``cls-label-description.csv``) and optionally the hierarchy (``.json`` or
+    ``class_label_tree.np``).  Applies the same box checks as the dataset
+    (error on a box outside [0, 1] or with xmin > xmax; zero-size boxes
+    dropped with a counted warning)."""
+    import warnings
+
+    from balancedet.datasets.hierarchy import load_openimages_hierarchy, read_label_file
+    from balancedet.datasets.openimages import check_normalised_boxes, read_challenge_boxes
+    challenge = str(ann_file).endswith('.txt')
+    classes, _, m2l = read_label_file(label_file, challenge=challenge)
+    hierarchy = load_openimages_hierarchy(hierarchy_file, m2l, classes) \
+        if hierarchy_file else None
+    if challenge:
+        boxes = read_challenge_boxes(ann_file, len(classes))
+        img = np.unique(np.asarray(boxes['img_ids']), return_inverse=True)[1].reshape(-1)
+        labels, coords, rows = boxes['labels'], boxes['coords'], boxes['rows']
+    else:
+        img, labels, coords, rows = read_openimages_boxes_fast(ann_file, m2l)
+    keep = check_normalised_boxes(coords, rows, ann_file)
+    if not keep.all():
+        dropped = rows[~keep]
+        warnings.warn(f'{ann_file}: dropped {dropped.size} zero-size box(es) (xmin == xmax or '
+                      f'ymin == ymax), rows {dropped[:5].tolist()}', stacklevel=2)
+        img, labels, coords = img[keep], labels[keep], coords[keep]
+    del rows
+    num_images = int(np.unique(img).size)
+    out = concurrent_rate_from_arrays(img, labels, coords, len(classes), hierarchy)
+    out.update(classes=list(classes), num_images=num_images, same_object=SAME_OBJECT_RULE,
+               parents={k: list(v) for k, v in hierarchy.parents.items()} if hierarchy else {})
+    return out
+
+
+def plot_parent_without_leaf(result: dict, out_png: str, top_k: int = 30) -> list:
+    """Bar chart of the parents with the largest share of objects that carry
+    no descendant label (the paper's Fig. 3b); returns the classes shown."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    share = np.asarray(result['parent_without_leaf'], dtype=np.float64)
+    n = np.asarray(result['num_objects'])
+    ok = np.flatnonzero(np.isfinite(share))
+    order = ok[np.lexsort((-n[ok], -share[ok]))][:top_k]
+    names = [result['classes'][i] for i in order]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(order) + 2), 4))
+    ax.bar(range(len(order)), share[order])
+    ax.set_xticks(range(len(order)), names, rotation=70, ha='right')
+    ax.set_ylabel('share of objects without a leaf label')
+    ax.set_ylim(0, 1)
+    ax.set_title('parent annotations without a leaf')
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return names

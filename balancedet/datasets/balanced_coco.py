@@ -12,8 +12,9 @@ the rest of the toolbox relies on:
 * **multi-labels** -- every instance carries ``multi_labels``: the indices of
   all labels annotated on exactly the same box of the same image (Open Images
   style explicit multi-labels, or COCO files where a box is repeated with
-  several category ids). The duplicated instances themselves are kept, so
-  evaluation counts every label of a box as a ground truth of its class.
+  several category ids): the rule of :mod:`balancedet.datasets.same_object`.
+  The duplicated instances themselves are kept, so evaluation counts every
+  label of a box as a ground truth of its class.
 * **hierarchy** -- ``metainfo['parents']`` maps a child label index to its
   parent's label index, read from the COCO ``supercategory`` field when it
   names another category of the file.
@@ -27,6 +28,8 @@ import os.path as osp
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path
+
+from .same_object import object_label_sets
 
 
 class DatasetError(ValueError):
@@ -139,13 +142,12 @@ class BalancedCocoDataset(CocoDataset):
         self._metainfo['parents'] = category_parents(coco['categories'], classes)
 
         data_list = super().load_data_list()
-        for info in data_list:
+        for info in data_list:  # one rule decides which boxes are one object
             instances = info['instances']
-            labels_of_box = {}
-            for inst in instances:
-                labels_of_box.setdefault(tuple(inst['bbox']), set()).add(inst['bbox_label'])
-            for inst in instances:
-                inst['multi_labels'] = sorted(labels_of_box[tuple(inst['bbox'])])
+            label_sets = object_label_sets([inst['bbox'] for inst in instances],
+                                           [inst['bbox_label'] for inst in instances])
+            for inst, labels in zip(instances, label_sets):
+                inst['multi_labels'] = labels
         if self.check_image_files:
             missing = [d['img_path'] for d in data_list if not osp.isfile(d['img_path'])]
             if missing:

@@ -46,8 +46,12 @@ contradicts that intent; not suppressing requires ``1 - r_ij = 0``, i.e.
 the default, ``hierarchy='concurrent'``.  ``hierarchy='zero'`` reproduces the
 literal text (``r_ij = 0``) and ``hierarchy='estimated'`` keeps whatever the
 estimator measured for those pairs.  The hierarchy is read from the
-``parents`` entry of the ``.json`` file (or the ``parents`` argument, a dict
-child index -> parent index).
+``parents`` entry of the ``.json`` file (or the ``parents`` argument): a dict
+child index -> parent index or list of parent indices, i.e. a DAG
+(:class:`~balancedet.datasets.hierarchy.ClassHierarchy`; Open Images has 45
+classes with several parents).  The options hold for **every** ancestor /
+descendant pair of the DAG (Tomato -> Vegetable, Tomato -> Food, ...), not
+only for direct parents.
 
 Numerics: everything is computed in float32 (half-precision inputs are
 upcast, gradients are cast back) from a max-subtracted softmax; a (box,
@@ -76,18 +80,31 @@ _HIERARCHY_MODES = ('concurrent', 'zero', 'estimated')
 _MODES = ('concurrent', 'softmax')
 
 
-def _ancestors(parents: dict[int, int], idx: int, num_classes: int) -> list:
-    out, seen = [], {idx}
-    while idx in parents:
-        idx = parents[idx]
-        if idx in seen:
-            raise ValueError(f'parents: cycle in the class hierarchy at class {idx}; '
-                             'parents must map child index -> parent index as a tree')
-        if not 0 <= idx < num_classes:
-            raise ValueError(f'parents: parent index {idx} is outside [0, {num_classes})')
-        seen.add(idx)
-        out.append(idx)
+def _as_parent_lists(parents) -> dict[int, list[int]]:
+    """``{child: parent}`` or ``{child: [parents]}`` (json keys may be str)."""
+    out = {}
+    for k, v in parents.items():
+        vs = [v] if isinstance(v, (int, np.integer, str)) else list(v)
+        out[int(k)] = [int(x) for x in vs]
     return out
+
+
+def _hierarchy_pairs(parents: dict, num_classes: int) -> np.ndarray:
+    """Every (descendant, ancestor) pair of the DAG given by ``parents``."""
+    from balancedet.datasets.hierarchy import ClassHierarchy, HierarchyError
+    parents = _as_parent_lists(parents)
+    for k, vs in parents.items():
+        if not 0 <= k < num_classes:
+            raise ValueError(f'parents: child index {k} is outside [0, {num_classes})')
+        for v in vs:
+            if not 0 <= v < num_classes:
+                raise ValueError(f'parents: parent index {v} is outside [0, {num_classes})')
+    try:
+        hier = ClassHierarchy([str(i) for i in range(num_classes)], parents,
+                              source='parents')
+    except HierarchyError as err:
+        raise ValueError(f'parents: {err}') from None
+    return hier.ancestor_pairs()
 
 
 def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
@@ -134,8 +151,8 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
             file_classes = data.get('classes')
             if file_classes is not None and mat.ndim == 2 and len(file_classes) == len(mat):
                 if data.get('parents') is not None:
-                    file_parents = {file_classes[int(k)]: file_classes[int(v)]
-                                    for k, v in data['parents'].items()}
+                    file_parents = {file_classes[k]: [file_classes[x] for x in vs]
+                                    for k, vs in _as_parent_lists(data['parents']).items()}
                 if classes is not None:
                     unknown = [c for c in file_classes if c not in classes]
                     if unknown:
@@ -152,12 +169,12 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
                                 new[a, b] = mat[pa, pb]
                     mat = new
                     if file_parents is not None:
-                        file_parents = {classes.index(c): classes.index(p)
-                                        for c, p in file_parents.items()
-                                        if c in classes and p in classes}
+                        file_parents = {classes.index(c): [classes.index(p) for p in ps
+                                                           if p in classes]
+                                        for c, ps in file_parents.items() if c in classes}
                 elif file_parents is not None:
-                    file_parents = {file_classes.index(c): file_classes.index(p)
-                                    for c, p in file_parents.items()}
+                    file_parents = {file_classes.index(c): [file_classes.index(p) for p in ps]
+                                    for c, ps in file_parents.items()}
         else:
             raise ValueError(f'r_file: {r!r} must end with .json or .npy')
     else:
@@ -178,16 +195,11 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
     if parents is None:
         parents = file_parents
     if parents and hierarchy != 'estimated':
-        c = mat.shape[0]
-        parents = {int(k): int(v) for k, v in parents.items()}
-        for k in parents:
-            if not 0 <= k < c:
-                raise ValueError(f'parents: child index {k} is outside [0, {c})')
+        # every ancestor pair of the DAG (several parents per class), both ways
+        pairs = _hierarchy_pairs(parents, mat.shape[0])
         value = 1.0 if hierarchy == 'concurrent' else 0.0
-        for child in parents:
-            for anc in _ancestors(parents, child, c):
-                mat[child, anc] = value
-                mat[anc, child] = value
+        mat[pairs[:, 0], pairs[:, 1]] = value
+        mat[pairs[:, 1], pairs[:, 0]] = value
     return torch.as_tensor(mat, dtype=torch.float32)
 
 
@@ -416,8 +428,9 @@ class ConcurrentSoftmaxLoss(nn.Module):
             :func:`load_concurrent_rate`; None means ``r = 0``.
         classes (Sequence[str], optional): class names in label order, used
             to map and validate a ``.json`` ``r_file``.
-        parents (dict, optional): child index -> parent index (overrides the
-            hierarchy stored in the ``.json`` file).
+        parents (dict, optional): child index -> parent index or list of
+            parent indices (a DAG; overrides the hierarchy stored in the
+            ``.json`` file).
         hierarchy (str): ``'concurrent'`` (default, ``r = 1`` between
             ancestors and descendants), ``'zero'`` (paper text, ``r = 0``) or
             ``'estimated'``.  See the module docstring.
