@@ -33,6 +33,7 @@ descendants, the share of its objects that carry none of its descendants'
 labels (the paper's Fig. 3b, "parent annotations without a leaf").
 """
 import json
+import os.path as osp
 from collections.abc import Sequence
 
 import numpy as np
@@ -214,48 +215,88 @@ def multi_label_subset(ann: str | dict, iou_thr: None = None) -> dict:
 
 # -- Open Images ---------------------------------------------------------------
 _V6_NEEDED = ('ImageID', 'LabelName', 'XMin', 'XMax', 'YMin', 'YMax')
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b'0123456789', np.uint8)] = np.arange(10)
+_HEX[np.frombuffer(b'abcdef', np.uint8)] = np.arange(10, 16)
+_HEX[np.frombuffer(b'ABCDEF', np.uint8)] = np.arange(10, 16)
 
 
 def _field(buf, start, end, width):
-    """Fixed-width ``S{width}`` array of the bytes ``buf[start:end]`` per row."""
-    idx = start[:, None] + np.arange(width)
-    mask = idx < end[:, None]
+    """``(N, width)`` uint8 matrix of the bytes ``buf[start:end]`` per row,
+    NUL padded."""
+    idx = start[:, None] + np.arange(width, dtype=start.dtype)
+    mask = idx >= end[:, None]
     np.minimum(idx, buf.size - 1, out=idx)
     out = buf[idx]
-    out[~mask] = 0
-    return np.ascontiguousarray(out).view(f'S{width}').reshape(-1)
+    out[mask] = 0
+    return out
 
 
-def _hex_ids(field):
-    """16-character hex ImageIDs -> exact uint64, or None if some are not."""
-    b = field.view(np.uint8).reshape(field.size, -1)
-    if b.shape[1] != 16:
+def _hex_ids(mat):
+    """``(N, 16)`` hex digits -> exact uint64, or None if some are not hex."""
+    if mat.shape[1] != 16:
         return None
-    digit = (b >= 48) & (b <= 57)
-    lower = (b >= 97) & (b <= 102)
-    upper = (b >= 65) & (b <= 70)
-    if not (digit | lower | upper).all():
+    nib = _HEX[mat]
+    if (nib == 255).any():
         return None
-    val = np.where(digit, b - 48, np.where(lower, b - 87, b - 55)).astype(np.uint64)
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    return np.bitwise_or.reduce(val << shifts, axis=1)
+    packed = (nib[:, 0::2] << 4) | nib[:, 1::2]
+    return np.ascontiguousarray(packed).view('>u8').reshape(-1).astype(np.uint64)
 
 
-def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: int = 64 << 20):
+def _mid_keys(mat):
+    """``(N, 16)`` NUL-padded MIDs -> two uint64 words each (exact)."""
+    return np.ascontiguousarray(mat).view(np.uint64).reshape(-1, 2)
+
+
+class _Growing:
+    """Append-only array with amortised growth (no final concatenate)."""
+
+    def __init__(self, shape, dtype, capacity):
+        self.data = np.empty((max(capacity, 1), *shape), dtype=dtype)
+        self.n = 0
+
+    def extend(self, x):
+        need = self.n + len(x)
+        if need > len(self.data):
+            new = np.empty((int(need * 1.25) + 1, *self.data.shape[1:]), self.data.dtype)
+            new[:self.n] = self.data[:self.n]
+            self.data = new
+        self.data[self.n:need] = x
+        self.n = need
+
+    def result(self):
+        return self.data[:self.n]
+
+
+def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: int = 16 << 20):
     """Vectorised reader of a V6 box CSV (no quoting, the format Google ships).
 
-    Returns ``(image_keys, labels, coords, rows)``: ``image_keys`` int64 (one
-    per distinct ImageID), ``labels`` int16, ``coords`` float64 ``(N, 4)`` as
-    ``XMin, YMin, XMax, YMax``, ``rows`` the CSV line numbers (int32).  Bad
-    rows raise ``DatasetError`` naming the file and the line.
+    Checks every row as the dataset does (a wrong field count, an unknown
+    MID, a coordinate outside [0, 1], xmin > xmax or ymin > ymax raise
+    ``DatasetError`` naming the file and the line); zero-size boxes are
+    dropped and their line numbers returned.
+
+    Returns:
+        tuple: ``(image_keys, labels, coords, dropped_rows)``: ``image_keys``
+        int64 (equal iff the ImageIDs are equal), ``labels`` int16, ``coords``
+        float64 ``(N, 4)`` as ``XMin, YMin, XMax, YMax`` (parsed exactly, like
+        Python's ``float``), ``dropped_rows`` the zero-size boxes' lines.
     """
     from balancedet.datasets.balanced_coco import DatasetError
-    mids = sorted(mid_to_label)
-    mid_w = max(len(m.encode()) for m in mids)
-    mid_arr = np.array([m.encode() for m in mids], dtype=f'S{mid_w}')
-    mid_lab = np.array([mid_to_label[m] for m in mids], dtype=np.int16)
-    out_img, out_lab, out_xy, out_row, raw_ids = [], [], [], [], []
-    all_hex = True
+    from balancedet.datasets.openimages import check_normalised_boxes
+    if not osp.isfile(ann_file):
+        raise DatasetError(f'annotation file {ann_file!r} does not exist')
+    mids = list(mid_to_label)
+    if max(len(m.encode()) for m in mids) > 16:
+        raise DatasetError('label file MIDs longer than 16 bytes are not supported')
+    mid_mat = np.zeros((len(mids), 16), dtype=np.uint8)
+    for i, m in enumerate(mids):
+        mid_mat[i, :len(m.encode())] = np.frombuffer(m.encode(), dtype=np.uint8)
+    mk = _mid_keys(mid_mat)
+    mid_order = np.lexsort((mk[:, 1], mk[:, 0]))
+    mk0, mk1 = mk[mid_order, 0], mk[mid_order, 1]
+    mid_lab = np.array([mid_to_label[m] for m in mids], dtype=np.int16)[mid_order]
+    size = osp.getsize(ann_file)
     with open(ann_file, 'rb') as f:
         header = f.readline().decode('utf-8-sig').strip().split(',')
         missing = [c for c in _V6_NEEDED if c not in header]
@@ -268,12 +309,12 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
         col = {c: header.index(c) for c in _V6_NEEDED}
         line0 = 2
         rest = b''
-        eof = False
-        while not eof:
+        out = None
+        raw_ids, all_hex, dropped = [], True, []
+        while True:
             chunk = f.read(chunk_bytes)
             data = rest + chunk
             if not chunk:
-                eof = True
                 if not data:
                     break
                 if not data.endswith(b'\n'):
@@ -288,68 +329,116 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
             if (buf == 34).any():
                 raise DatasetError(f'annotation file {ann_file!r}: quoted fields are not '
                                    'supported by the fast reader (Open Images CSVs have none)')
-            ends = np.flatnonzero(buf == 10)
-            starts = np.r_[0, ends[:-1] + 1]
-            cr = buf[np.maximum(ends - 1, 0)] == 13
-            ends = ends - cr
+            ends = np.flatnonzero(buf == 10).astype(np.int32)
+            starts = np.empty_like(ends)
+            starts[0] = 0
+            starts[1:] = ends[:-1] + 1
+            ends -= buf[np.maximum(ends - 1, 0)] == 13
             keep = ends > starts  # blank lines
-            starts, ends = starts[keep], ends[keep]
             lines = line0 + np.flatnonzero(keep)
             line0 += keep.size
-            commas = np.flatnonzero(buf == 44)
-            per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
-            bad = per_row != ncol - 1
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
+            if not keep.all():
+                starts, ends = starts[keep], ends[keep]
+            if out is None:  # capacity from the first chunk's bytes per row
+                cap = int(size / (len(data) / max(len(starts), 1)) * 1.05) + 1024
+                out = (_Growing((), np.int64, cap), _Growing((), np.int16, cap),
+                       _Growing((4, ), np.float64, cap))
+            commas = np.flatnonzero(buf == 44).astype(np.int32)
+            if commas.size != len(starts) * (ncol - 1):
+                per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+                k = int(np.flatnonzero(per_row != ncol - 1)[0])
                 raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: '
                                    f'{per_row[k] + 1} fields, the header has {ncol}')
             cm = commas.reshape(-1, ncol - 1)
+            if len(starts) > 1 and ((cm[:, 0] < starts) | (cm[:, -1] > ends)).any():
+                per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+                k = int(np.flatnonzero(per_row != ncol - 1)[0])
+                raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: '
+                                   f'{per_row[k] + 1} fields, the header has {ncol}')
 
-            def bounds(c):
+            def field(name, width=None):
+                c = col[name]
                 s = starts if c == 0 else cm[:, c - 1] + 1
                 e = ends if c == ncol - 1 else cm[:, c]
-                return s, e
+                if width is None:
+                    width = max(int((e - s).max()), 1)
+                elif (e - s).max() > width:
+                    k = int(np.argmax(e - s))
+                    raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: {name} '
+                                       f'is longer than {width} characters')
+                return _field(buf, s, e, width)
 
-            fields = {}
-            for name, c in col.items():
-                s, e = bounds(c)
-                width = int((e - s).max()) if s.size else 1
-                fields[name] = _field(buf, s, e, max(width, 1))
-            lab_f = fields['LabelName'].astype(f'S{mid_w}') if \
-                fields['LabelName'].dtype.itemsize <= mid_w else fields['LabelName']
-            pos = np.searchsorted(mid_arr, lab_f).clip(max=len(mid_arr) - 1)
-            known = mid_arr[pos] == lab_f
-            if not known.all():
-                k = int(np.flatnonzero(~known)[0])
+            key = _mid_keys(field('LabelName', 16))
+            pos = np.searchsorted(mk0, key[:, 0])
+            # MIDs sharing the first word are few: step through them
+            lab = np.full(len(key), -1, dtype=np.int32)
+            for step in range(len(mk0)):
+                p = np.minimum(pos + step, len(mk0) - 1)
+                open_ = lab < 0
+                hit = open_ & (mk0[p] == key[:, 0]) & (mk1[p] == key[:, 1])
+                lab[hit] = mid_lab[p[hit]]
+                still = open_ & ~hit & (mk0[p] == key[:, 0])
+                if not still.any():
+                    break
+            if (lab < 0).any():
+                k = int(np.flatnonzero(lab < 0)[0])
+                bad = bytes(field('LabelName')[k]).rstrip(b'\0').decode()
                 raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: LabelName '
-                                   f'{lab_f[k].decode()!r} is not in the label file; use the '
-                                   'label file of the same release')
-            try:
-                xy = np.stack([fields[c].astype(np.float64)
-                               for c in ('XMin', 'YMin', 'XMax', 'YMax')], axis=1)
-            except ValueError as err:
-                raise DatasetError(f'annotation file {ann_file!r}: a coordinate is not a '
-                                   f'number ({err})') from None
-            ids = _hex_ids(fields['ImageID'])
-            raw_ids.append(fields['ImageID'])
+                                   f'{bad!r} is not in the label file; use the label file of '
+                                   'the same release')
+            xy = np.empty((len(starts), 4), dtype=np.float64)
+            for j, name in enumerate(('XMin', 'YMin', 'XMax', 'YMax')):
+                mat = field(name)
+                try:
+                    xy[:, j] = np.ascontiguousarray(mat).view(f'S{mat.shape[1]}').reshape(
+                        -1).astype(np.float64)
+                except ValueError as err:
+                    raise DatasetError(f'annotation file {ann_file!r}: a {name} value is not a '
+                                       f'number ({err})') from None
+            ok = check_normalised_boxes(xy, lines, ann_file)
+            idm = field('ImageID')
+            ids = _hex_ids(idm)
             if ids is None:
                 all_hex = False
+            if all_hex:
+                raw_ids.append(None)
+            else:
+                raw_ids.append(np.ascontiguousarray(idm).view(f'S{idm.shape[1]}').reshape(-1))
                 ids = np.zeros(len(xy), dtype=np.uint64)
-            out_img.append(ids)
-            out_lab.append(mid_lab[pos])
-            out_xy.append(xy)
-            out_row.append(lines.astype(np.int64))
-    if not out_lab:
-        return (np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros((0, 4)),
-                np.zeros(0, np.int64))
+            if not ok.all():
+                dropped.append(lines[~ok])
+                ids, lab, xy = ids[ok], lab[ok], xy[ok]
+                if raw_ids[-1] is not None:
+                    raw_ids[-1] = raw_ids[-1][ok]
+            out[0].extend(ids.view(np.int64))
+            out[1].extend(lab)
+            out[2].extend(xy)
+    dropped = np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
+    if out is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros((0, 4)), dropped
+    img, labels, coords = (o.result() for o in out)
     if not all_hex:  # some ImageIDs are not 16 hex digits: exact ids from the strings
+        if any(r is None for r in raw_ids):  # earlier chunks were hex: re-read as strings
+            return _read_ids_as_strings(ann_file, labels, coords, dropped, col['ImageID'])
         width = max(r.dtype.itemsize for r in raw_ids)
         allraw = np.concatenate([r.astype(f'S{width}') for r in raw_ids])
         img = np.unique(allraw, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    else:
-        img = np.concatenate(out_img).view(np.int64)
-    del raw_ids
-    return img, np.concatenate(out_lab), np.concatenate(out_xy), np.concatenate(out_row)
+    return img, labels, coords, dropped
+
+
+def _read_ids_as_strings(ann_file, labels, coords, dropped, id_col):
+    """Rare path: ImageIDs that are not all 16 hex digits, read row by row."""
+    import csv
+    drop = set(dropped.tolist())
+    ids = []
+    with open(ann_file, newline='') as f:
+        reader = csv.reader(f)
+        next(reader)
+        for lineno, row in enumerate(reader, 2):
+            if row and lineno not in drop:
+                ids.append(row[id_col])
+    img = np.unique(np.asarray(ids), return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return img, labels, coords, dropped
 
 
 def _pairs_within_objects(pair_obj, num_objects):
@@ -372,8 +461,13 @@ def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
     labels = np.asarray(labels)
     obj, num_obj = object_ids(coords, image_keys)
     c = int(num_classes)
-    key = np.unique(obj.astype(np.int64) * c + labels.astype(np.int64))
-    pair_obj, pair_lab = key // c, key % c
+    key = obj * c
+    key += labels
+    del obj
+    key.sort()
+    if key.size > 1:
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+    pair_obj, pair_lab = np.divmod(key, c)
     del key
     n_obj = np.bincount(pair_lab, minlength=c).astype(np.int64)
     a, b = _pairs_within_objects(pair_obj, num_obj)
@@ -415,16 +509,15 @@ def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
         boxes = read_challenge_boxes(ann_file, len(classes))
         img = np.unique(np.asarray(boxes['img_ids']), return_inverse=True)[1].reshape(-1)
         labels, coords, rows = boxes['labels'], boxes['coords'], boxes['rows']
-    else:
-        img, labels, coords, rows = read_openimages_boxes_fast(ann_file, m2l)
-    keep = check_normalised_boxes(coords, rows, ann_file)
-    if not keep.all():
+        keep = check_normalised_boxes(coords, rows, ann_file)
         dropped = rows[~keep]
+        img, labels, coords = img[keep], labels[keep], coords[keep]
+    else:
+        img, labels, coords, dropped = read_openimages_boxes_fast(ann_file, m2l)
+    if dropped.size:
         warnings.warn(f'{ann_file}: dropped {dropped.size} zero-size box(es) (xmin == xmax or '
                       f'ymin == ymax), rows {dropped[:5].tolist()}', stacklevel=2)
-        img, labels, coords = img[keep], labels[keep], coords[keep]
-    del rows
-    num_images = int(np.unique(img).size)
+    num_images = int(np.count_nonzero(np.diff(np.sort(img))) + 1) if img.size else 0
     out = concurrent_rate_from_arrays(img, labels, coords, len(classes), hierarchy)
     out.update(classes=list(classes), num_images=num_images, same_object=SAME_OBJECT_RULE,
                parents={k: list(v) for k, v in hierarchy.parents.items()} if hierarchy else {})

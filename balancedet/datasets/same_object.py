@@ -59,10 +59,12 @@ def object_ids(boxes, image_ids=None) -> tuple[np.ndarray, int]:
         tuple: ``(obj, num_objects)``; ``obj[k]`` is the object index of
         annotation ``k``, objects numbered in order of first appearance.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + 0.0  # -0.0 -> 0.0
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     n = len(boxes)
     if n == 0:
         return np.zeros(0, dtype=np.int64), 0
+    if np.any(np.signbit(boxes) & (boxes == 0)):
+        boxes = boxes + 0.0  # -0.0 == 0.0: one bit pattern for equal numbers
     cols = [boxes[:, k].view(np.uint64) for k in range(4)]
     if image_ids is not None:
         image_ids = np.asarray(image_ids)
