@@ -6,7 +6,9 @@ custom_imports = dict(imports=['balancedet'], allow_failed_imports=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    # multi-label data + a head/loss that cannot carry multi-hot targets: error
+    multi_label_check=dict(type='MultiLabelTargetCheckHook'))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 
 # `nccl` needs GPUs; balancedet's train/test entry points switch to `gloo`

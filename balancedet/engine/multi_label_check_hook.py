@@ -1,0 +1,98 @@
+"""Refuse to train a model that would silently reduce multi-label targets.
+
+The concurrent softmax (Peng et al., "Large-Scale Object Detection in the Wild
+from Imbalanced Multi-Labels", CVPR 2020, eq. 3) needs each object's
+multi-hot label ``y``.  A multi-label dataset
+(:class:`~balancedet.datasets.OpenImagesMultiLabelDataset`, ``metainfo
+['multi_label']``) gives every object a ``multi_labels`` list; the dataset
+itself refuses a packer that would drop it (mmdet's ``PackDetInputs``), and
+:func:`check_multi_label_model` refuses a model whose RoI head, bbox head or
+classification loss cannot use it -- mmdet's ``StandardRoIHead`` /
+``Shared2FCBBoxHead`` / ``CrossEntropyLoss`` would train on one label per
+object without a word.  The one allowed single-label path is the explicit
+softmax baseline, ``ConcurrentSoftmaxLoss(train_mode='softmax')`` (the
+paper's "softmax" rows), which is logged.
+
+:class:`MultiLabelTargetCheckHook` runs the check in ``before_train`` (after
+the build, before the first iteration); balancedet's default runtime
+registers it in ``default_hooks`` so that every config gets it.
+"""
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+
+
+def _base_datasets(dataset):
+    """The leaf datasets under mmengine's dataset wrappers."""
+    if hasattr(dataset, 'datasets'):
+        for d in dataset.datasets:
+            yield from _base_datasets(d)
+    elif hasattr(dataset, 'dataset') and not hasattr(dataset, 'load_data_list'):
+        yield from _base_datasets(dataset.dataset)
+    else:
+        yield dataset
+
+
+def _num_multi_label_objects(dataset) -> int:
+    if hasattr(dataset, '_count_multi'):
+        return int(dataset._count_multi())
+    return sum(sum(len(x.get('multi_labels', ())) > 1 for x in
+                   dataset.get_data_info(i).get('instances', ()))
+               for i in range(len(dataset)))
+
+
+def check_multi_label_model(model, dataset) -> None:
+    """Raise ``TypeError`` naming the component when ``dataset`` holds
+    multi-label objects that ``model`` cannot train on as multi-hot targets."""
+    from balancedet.models.losses import ConcurrentSoftmaxLoss
+    from balancedet.models.roi_heads.concurrent_softmax_head import (
+        ConcurrentSoftmaxBBoxHead,
+        ConcurrentSoftmaxRoIHead,
+    )
+    multi = 0
+    name = None
+    for ds in _base_datasets(dataset):
+        meta = getattr(ds, 'metainfo', {}) or {}
+        if meta.get('multi_label'):
+            multi += _num_multi_label_objects(ds)
+            name = type(ds).__name__
+    if not multi:
+        return
+    model = getattr(model, 'module', model)
+    fix = ('use roi_head=dict(type="ConcurrentSoftmaxRoIHead", bbox_head=dict('
+           'type="ConcurrentSoftmaxBBoxHead", loss_cls=dict(type="ConcurrentSoftmaxLoss", ...)))'
+           ' (configs/openimages/), or ConcurrentSoftmaxLoss(train_mode="softmax") to train the '
+           'softmax baseline on one label per object knowingly')
+    what = f'{name} has {multi} object(s) with several labels'
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None:
+        raise TypeError(f'{what}, but {type(model).__name__} has no RoI head that can carry '
+                        f'multi-hot targets; they would be reduced to one label each. {fix}')
+    if not isinstance(roi_head, ConcurrentSoftmaxRoIHead):
+        raise TypeError(f'{what}, but the RoI head {type(roi_head).__name__} drops '
+                        f'gt_instances.multi_labels (one label per object reaches the loss). '
+                        f'{fix}')
+    bbox_head = roi_head.bbox_head
+    if not isinstance(bbox_head, ConcurrentSoftmaxBBoxHead):
+        raise TypeError(f'{what}, but the bbox head {type(bbox_head).__name__} cannot build '
+                        f'multi-hot targets. {fix}')
+    loss = bbox_head.loss_cls
+    if getattr(loss, 'use_multi_hot', False):
+        return
+    if isinstance(loss, ConcurrentSoftmaxLoss) and loss.train_mode == 'softmax':
+        print_log(f'{what}; ConcurrentSoftmaxLoss(train_mode="softmax") trains on one label '
+                  'per object (its bbox_label, the most specific one): the softmax baseline',
+                  logger='current')
+        return
+    raise TypeError(f'{what}, but the classification loss {type(loss).__name__} takes one '
+                    f'integer label per RoI. {fix}')
+
+
+@HOOKS.register_module()
+class MultiLabelTargetCheckHook(Hook):
+    """Run :func:`check_multi_label_model` before the first iteration."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        check_multi_label_model(runner.model, runner.train_dataloader.dataset)
