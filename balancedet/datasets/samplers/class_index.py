@@ -139,7 +139,7 @@ class ClassImageIndex:
         return cls(offsets, images, num_images, classes)
 
     @classmethod
-    def from_dataset(cls, dataset) -> ClassImageIndex:
+    def from_dataset(cls, dataset, count_descendants: bool = False) -> ClassImageIndex:
         """Build the index from an mmdet/mmengine detection dataset.
 
         Reads ``dataset.get_data_info(i)['instances']`` (``bbox_label``,
@@ -149,6 +149,12 @@ class ClassImageIndex:
         (Open Images) can provide ``get_class_image_pairs()`` returning the
         flat ``(image indices, labels)`` arrays, already following the
         counting rules above; it is then used instead.
+
+        With ``count_descendants=True`` an image also counts for every
+        hierarchy ancestor of its labels (a class is counted for every image
+        containing it *or a descendant*, as the Open Images metric expands
+        ground truths); the hierarchy is ``metainfo['parents']`` (label ->
+        parent or list of parents, a DAG).
         """
         classes = getattr(dataset, 'metainfo', {}).get('classes', None)
         if not classes:
@@ -157,8 +163,11 @@ class ClassImageIndex:
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
         num_images = len(dataset)
+        expand = _ancestor_expander(dataset, len(classes)) if count_descendants else None
         if hasattr(dataset, 'get_class_image_pairs'):
             img_inds, labels = dataset.get_class_image_pairs()
+            if expand is not None:
+                img_inds, labels = expand(img_inds, labels)
             return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
         img_chunks, lab_chunks = [], []
         use_info = hasattr(dataset, 'get_data_info')
@@ -180,7 +189,41 @@ class ClassImageIndex:
             img_inds, labels = np.concatenate(img_chunks), np.concatenate(lab_chunks)
         else:
             img_inds = labels = np.zeros(0, dtype=np.int64)
+        if expand is not None:
+            img_inds, labels = expand(img_inds, labels)
         return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
+
+
+def _ancestor_expander(dataset, num_classes: int):
+    """``(img_inds, labels) -> pairs plus (img, ancestor)`` for every ancestor
+    of each label, from ``dataset.metainfo['parents']`` (vectorised: CSR
+    ancestor lists, no ``(N, C)`` matrix)."""
+    from balancedet.datasets.hierarchy import ClassHierarchy
+    meta = getattr(dataset, 'metainfo', {})
+    parents = meta.get('parents')
+    if parents is None:
+        raise ValueError('count_descendants=True needs a class hierarchy: the dataset\'s '
+                         "metainfo has no 'parents' (OpenImagesMultiLabelDataset and "
+                         'BalancedCocoDataset with supercategory links provide it)')
+    norm = {int(k): ([v] if isinstance(v, (int, np.integer)) else list(v))
+            for k, v in parents.items()}
+    hier = ClassHierarchy(meta['classes'], norm, source="metainfo['parents']")
+    anc = hier.ancestor_matrix
+    n_anc = anc.sum(axis=1)
+    anc_idx = np.nonzero(anc)[1]
+    anc_off = np.r_[0, np.cumsum(n_anc)]
+
+    def expand(img_inds, labels):
+        img_inds, labels = np.asarray(img_inds), np.asarray(labels, dtype=np.int64)
+        reps = n_anc[labels]
+        total = int(reps.sum())
+        if total == 0:
+            return img_inds, labels
+        first = np.repeat(np.cumsum(reps) - reps, reps)
+        pos = np.repeat(anc_off[labels], reps) + (np.arange(total) - first)
+        return (np.concatenate([img_inds, np.repeat(img_inds, reps)]),
+                np.concatenate([labels, anc_idx[pos]]))
+    return expand
 
 
 def check_positive_int(value, name: str, fix: str, allow_none: bool = False):
@@ -229,7 +272,8 @@ class ClassIndexSamplerBase(Sampler):
 
     # -- shared plumbing ----------------------------------------------------
     def _build_index(self, dataset) -> ClassImageIndex:
-        index = ClassImageIndex.from_dataset(dataset)
+        index = ClassImageIndex.from_dataset(
+            dataset, count_descendants=getattr(self, 'count_descendants', False))
         empty = index.empty_classes()
         if empty.size:
             names = ', '.join(index.class_name(c) for c in empty)

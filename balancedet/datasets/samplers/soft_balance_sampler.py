@@ -89,10 +89,14 @@ class SoftBalanceSampler(ClassIndexSamplerBase):
             ranks; ``None`` means ``len(dataset)``.
         seed (int, optional): shared seed; ``None`` syncs a random one.
         round_up (bool): give every rank the same number of indices.
+        count_descendants (bool): count a class for every image containing it
+            or a hierarchy descendant (``metainfo['parents']``). Default False.
     """
 
     def __init__(self, dataset, lam: float = 1.0, num_samples_per_epoch: int | None = None,
-                 seed: int | None = None, round_up: bool = True) -> None:
+                 seed: int | None = None, round_up: bool = True,
+                 count_descendants: bool = False) -> None:
+        self.count_descendants = bool(count_descendants)
         self.lam = check_lambda(lam)
         self.num_samples_per_epoch = check_positive_int(
             num_samples_per_epoch, 'num_samples_per_epoch',
