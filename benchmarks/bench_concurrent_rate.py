@@ -109,7 +109,7 @@ def generate(path, num_boxes, num_images, seed=0, chunk=1_000_000):
             parts.append(_const(m, b'\n'))
             rows = np.concatenate(parts, axis=1)
             f.write(rows[rows != 0].tobytes())
-    return num_obj + written
+    return num_obj + written, ids
 
 
 def child(csv_path, out_json):
@@ -169,7 +169,7 @@ def main():
     want = {'boxes': args.boxes, 'images': args.images}
     if not (osp.isfile(args.csv) and osp.isfile(meta) and json.load(open(meta)) == want):
         t0 = time.perf_counter()
-        rows = generate(args.csv, args.boxes, args.images)
+        rows, _ = generate(args.csv, args.boxes, args.images)
         print(f'generated {args.csv}: {rows} rows, {osp.getsize(args.csv) / 2**20:.0f} MiB in '
               f'{time.perf_counter() - t0:.1f} s')
         with open(meta, 'w') as f:
