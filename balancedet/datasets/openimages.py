@@ -115,26 +115,35 @@ def read_v6_boxes(path, mid_to_label):
         i_coord = [idx['XMin'], idx['YMin'], idx['XMax'], idx['YMax']]
         flag_cols = [(k, idx[k]) for k in V6_FLAGS if k in idx]
         width = len(header)
-        img_ids, mids, coords, flags, rows = [], [], [], [], []
+        picks = [i_img, i_lab, *i_coord, *[i for _, i in flag_cols]]
+        table, rows = [], []
         for lineno, row in enumerate(reader, 2):
             if not row:
                 continue
             if len(row) != width:
                 raise DatasetError(f'annotation file {path!r} row {lineno}: {len(row)} fields, '
                                    f'the header has {width}')
-            img_ids.append(row[i_img])
-            mids.append(row[i_lab])
-            try:
-                coords.append([float(row[i]) for i in i_coord])
-                flags.append([int(row[i]) == 1 for _, i in flag_cols])
-            except ValueError:
-                raise DatasetError(f'annotation file {path!r} row {lineno}: non-numeric '
-                                   f'coordinate or flag in {row}') from None
+            table.append([row[i] for i in picks])
             rows.append(lineno)
+    cols = list(zip(*table)) if table else [()] * len(picks)
+    del table
+    img_ids, mids = list(cols[0]), cols[1]
+    try:  # vectorised parse; the same values as float() / int()
+        coords = np.stack([np.asarray(c, dtype=object).astype(np.float64) if c else
+                           np.zeros(0) for c in cols[2:6]], axis=1)
+        flags = np.stack([np.asarray(c, dtype=np.int64) == 1 for c in cols[6:]], axis=1) \
+            if flag_cols else np.zeros((len(rows), 0), dtype=bool)
+    except (ValueError, TypeError):
+        for k in range(len(rows)):
+            try:
+                [float(c[k]) for c in cols[2:6]] + [int(c[k]) for c in cols[6:]]
+            except ValueError:
+                raise DatasetError(f'annotation file {path!r} row {rows[k]}: non-numeric '
+                                   'coordinate or flag') from None
+        raise
     labels = _labels_of(mids, mid_to_label, rows, path)
-    return dict(img_ids=img_ids, labels=labels,
-                coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
-                flags=np.asarray(flags, dtype=bool).reshape(len(rows), len(flag_cols)),
+    return dict(img_ids=img_ids, labels=labels, coords=coords.reshape(-1, 4),
+                flags=flags.reshape(len(rows), len(flag_cols)),
                 flag_names=[_FLAG_KEYS[k] for k, _ in flag_cols],
                 rows=np.asarray(rows, dtype=np.int64), img_paths=None)
 
@@ -416,38 +425,43 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         self._pairs = (obj_img[pair_obj], pair_lab)
         self._num_multi = int(np.sum(np.diff(ml_off) > 1))
 
-        data_list = []
-        per_img_obj = [[] for _ in order_ids]
-        for o, im in enumerate(obj_img.tolist()):
-            per_img_obj[im].append(o)
-        per_img_rows = None
-        if self.instances_per_label:
-            per_img_rows = [[] for _ in order_ids]
-            # one row per (object, label): the first row of each pair
-            _, uniq_rows = np.unique(obj * len(classes) + labels, return_index=True)
-            for r in np.sort(uniq_rows).tolist():
-                per_img_rows[img_of_row[r]].append(r)
+        # everything per instance is computed in bulk; the loop only builds dicts
         names = boxes['flag_names']
-        ml_lists = np.split(pair_lab, ml_off[1:-1]) if num_obj else []
+        hw = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
+        scale = hw[:, [1, 0, 1, 0]]
+        lab_list = pair_lab.tolist()
+        off = ml_off.tolist()
+        if not self.instances_per_label:
+            inst_img = obj_img
+            inst_box = (obj_box * scale[obj_img]).tolist()
+            inst_lab = primary.tolist()
+            inst_obj = list(range(num_obj))
+            inst_flags = obj_flags.tolist()
+        else:  # one row per (object, label): the first row of each pair
+            _, uniq_rows = np.unique(obj * len(classes) + labels, return_index=True)
+            r = np.sort(uniq_rows)
+            inst_img = img_of_row[r]
+            inst_box = (coords[r] * scale[inst_img]).tolist()
+            inst_lab = labels[r].tolist()
+            inst_obj = obj[r].tolist()
+            inst_flags = flags[r].tolist()
+        order = np.argsort(inst_img, kind='stable')
+        bounds = np.searchsorted(inst_img[order], np.arange(len(order_ids) + 1)).tolist()
+        order = order.tolist()
+        prefix = self.data_prefix['img']
+        hw_list = hw.astype(np.int64).tolist()
+        data_list = []
         for k, img in enumerate(order_ids):
-            h, w = metas[img]
-            scale = np.array([w, h, w, h], dtype=np.float64)
             instances = []
-            if per_img_rows is None:
-                for o in per_img_obj[k]:
-                    inst = dict(bbox=(obj_box[o] * scale).tolist(), bbox_label=int(primary[o]),
-                                multi_labels=ml_lists[o].tolist(), ignore_flag=0)
-                    inst.update({n: bool(obj_flags[o, j]) for j, n in enumerate(names)})
-                    instances.append(inst)
-            else:
-                for r in per_img_rows[k]:
-                    o = obj[r]
-                    inst = dict(bbox=(coords[r] * scale).tolist(), bbox_label=int(labels[r]),
-                                multi_labels=ml_lists[o].tolist(), ignore_flag=0)
-                    inst.update({n: bool(flags[r, j]) for j, n in enumerate(names)})
-                    instances.append(inst)
-            info = dict(img_path=osp.join(self.data_prefix['img'], paths[img]), img_id=img,
-                        height=h, width=w, instances=instances)
+            for q in order[bounds[k]:bounds[k + 1]]:
+                o = inst_obj[q]
+                inst = dict(bbox=inst_box[q], bbox_label=inst_lab[q],
+                            multi_labels=lab_list[off[o]:off[o + 1]], ignore_flag=0)
+                inst.update(zip(names, inst_flags[q]))
+                instances.append(inst)
+            h, w = hw_list[k]
+            info = dict(img_path=osp.join(prefix, paths[img]), img_id=img, height=h, width=w,
+                        instances=instances)
             if img_level is not None:
                 labs, confs = img_level.get(img, ([], []))
                 info['image_level_labels'] = np.asarray(labs, dtype=np.int64)
