@@ -83,3 +83,21 @@ def test_mmdet_class_aware_sampler_sees_multi_labels(root):
     cas = ClassAwareSampler(ds, seed=0)
     for c in range(len(ds.metainfo['classes'])):
         assert sorted(cas.cat_dict.get(c, [])) == ref.images_of(c).tolist()
+
+
+def test_sampling_stats_tool_on_openimages_config(root, tmp_path):
+    import importlib.util
+    import json
+    import os.path as osp
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'ss_cli', osp.join(repo, 'tools/analysis_tools/sampling_stats.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / 'counts.json'
+    cli.main([osp.join(repo, 'configs/openimages/faster-rcnn_r50_fpn_softmax_1x_oi-v6.py'),
+              '--count-descendants', '--counts-out', str(out), '--top', '3',
+              '--cfg-options', f'train_dataloader.dataset.data_root={root}'])
+    counts = json.loads(out.read_text())
+    ref = direct_counts(root, count_descendants=True)
+    assert list(counts.values()) == ref.tolist() and len(counts) == 601
