@@ -73,7 +73,7 @@ def object_ids(boxes, image_ids=None) -> tuple[np.ndarray, int]:
         if image_ids.dtype.kind not in 'iub':
             image_ids = np.unique(image_ids, return_inverse=True)[1].reshape(-1)
         cols.append(image_ids.astype(np.int64, copy=False).view(np.uint64))
-    # one 64-bit hash of the whole key, sorted stably; equal keys have equal
+    # one 64-bit hash of the whole key, sorted; equal keys have equal
     # hashes, so each object is a run of the sorted order.  A hash collision
     # is detected (a run holding different keys) and answered by an exact
     # lexicographic sort, so the grouping is exact in every case.
@@ -83,7 +83,7 @@ def object_ids(boxes, image_ids=None) -> tuple[np.ndarray, int]:
             h ^= col + np.uint64(0x9E3779B97F4A7C15 + k)
             h *= np.uint64(0xBF58476D1CE4E5B9)
             h ^= h >> np.uint64(31)
-    order = np.argsort(h, kind='stable')
+    order = np.argsort(h)  # (not stable: runs are found by key, not by position)
     hs = h[order]
     same_hash = hs[1:] == hs[:-1]
     del h, hs
@@ -100,11 +100,10 @@ def object_ids(boxes, image_ids=None) -> tuple[np.ndarray, int]:
     new = np.ones(n, dtype=bool)
     new[1:] = ~same_key
     group_sorted = np.cumsum(new) - 1
-    # the first member of each run is the object's first annotation (stable
-    # sort), so numbering objects by first appearance is one more argsort
-    first = order[new]
+    # number objects by first appearance: the smallest annotation index of each run
+    first = np.minimum.reduceat(order, np.flatnonzero(new))
     rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first, kind='stable')] = np.arange(first.size)
+    rank[np.argsort(first)] = np.arange(first.size)
     group = np.empty(n, dtype=np.int64)
     group[order] = rank[group_sorted]
     return group, int(first.size)
