@@ -418,3 +418,32 @@ def test_concurrent_rate_cli_on_openimages(gen, tmp_path):
               ch + 'cls-label-description.csv', '--hierarchy', ch + 'class_label_tree.np',
               '--out', str(tmp_path / 'c.json')])
     assert len(json.loads((tmp_path / 'c.json').read_text())['classes']) == 500
+
+
+def test_mmdet_openimages_dataset_packs_multi_hot(gen):
+    """mmdet's OpenImagesDataset (one instance per CSV row) + PackMultiLabelDetInputs:
+    the rows of one Dog + Animal box both arrive with both labels (same-object rule)."""
+    from mmdet.datasets import OpenImagesDataset
+    init_default_scope('mmdet')
+    pipe = [dict(type='LoadAnnotations', with_bbox=True), dict(type='PackMultiLabelDetInputs')]
+    ds = OpenImagesDataset(**v6_kwargs(gen, pipeline=pipe))
+    classes = ds.metainfo['classes']
+    dog, animal = classes.index('Dog'), classes.index('Animal')
+    hits = 0
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        labels = {}
+        for inst in info['instances']:
+            labels.setdefault(tuple(inst['bbox']), set()).add(inst['bbox_label'])
+        if not any({dog, animal} <= v for v in labels.values()):
+            continue
+        gt = ds[i]['data_samples'].gt_instances
+        boxes, labs = gt.bboxes.tensor.tolist(), gt.labels.tolist()
+        ref = {}
+        for box, lab in zip(boxes, labs):  # independent grouping: a dict on the boxes
+            ref.setdefault(tuple(box), set()).add(lab)
+        for box, ml in zip(boxes, gt.multi_labels.tolist()):
+            got = {x for x in ml if x >= 0}
+            assert got == ref[tuple(box)]
+            hits += dog in got and animal in got
+    assert hits >= 2  # both rows of a Dog + Animal box

@@ -24,6 +24,8 @@ import numpy as np
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 
+from ..same_object import object_label_sets
+
 
 def pad_multi_labels(label_lists) -> np.ndarray:
     """List of label lists -> ``(N, K)`` int64 array padded with -1."""
@@ -39,9 +41,12 @@ class PackMultiLabelDetInputs(PackDetInputs):
     """``PackDetInputs`` that also packs ``gt_instances.multi_labels``.
 
     Reads ``results['gt_multi_labels']`` when a previous transform set it,
-    otherwise builds it from ``results['instances'][k]['multi_labels']``
-    (falling back to ``[bbox_label]`` for instances without it, e.g. from a
-    plain ``CocoDataset``).  Instances are aligned with the loaded
+    otherwise builds it from ``results['instances'][k]['multi_labels']``;
+    instances without it (mmdet's ``CocoDataset`` / ``OpenImagesDataset``,
+    one instance per label) get the label set of their object by the
+    same-object rule (:mod:`balancedet.datasets.same_object`: identical boxes
+    of the image), so a Dog + Animal box still arrives multi-hot.  Instances
+    are aligned with the loaded
     ``gt_bboxes_labels`` (``LoadAnnotations`` loads them in order); a count
     mismatch or a ``multi_labels`` list lacking the box's own label raises
     ``ValueError``.
@@ -69,9 +74,19 @@ class PackMultiLabelDetInputs(PackDetInputs):
                 f'instances in {results.get("img_path", "the sample")}; a transform before it '
                 'dropped or added boxes. Keep box-filtering transforms out of multi-label '
                 'pipelines or set results["gt_multi_labels"] yourself')
+        derived = None
+        if any('multi_labels' not in inst for inst in instances) and \
+                all('bbox' in inst for inst in instances):
+            # e.g. mmdet's OpenImagesDataset / CocoDataset: one instance per label; the
+            # same-object rule (identical boxes) recovers each object's label set
+            derived = object_label_sets(
+                np.asarray([inst['bbox'] for inst in instances], dtype=np.float64).reshape(-1, 4),
+                [inst.get('bbox_label', lab) for inst, lab in zip(instances, labels.tolist())])
         lists = []
-        for inst, lab in zip(instances, labels.tolist()):
-            ml = [int(x) for x in inst.get('multi_labels', [inst.get('bbox_label', lab)])]
+        for k, (inst, lab) in enumerate(zip(instances, labels.tolist())):
+            ml = [int(x) for x in (inst['multi_labels'] if 'multi_labels' in inst
+                                   else derived[k] if derived is not None
+                                   else [inst.get('bbox_label', lab)])]
             if lab not in ml:
                 raise ValueError(
                     f'PackMultiLabelDetInputs: instance with label {lab} has multi_labels '
