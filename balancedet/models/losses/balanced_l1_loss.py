@@ -137,6 +137,12 @@ class BalancedL1LossV2(nn.Module):
             raise ValueError(f'BalancedL1LossV2: `reduction_override` must be None or '
                              f'one of {_REDUCTIONS}, got {reduction_override!r}')
         reduction = reduction_override if reduction_override else self.reduction
+        if pred.shape != target.shape:
+            raise ValueError(f'BalancedL1LossV2: `pred` {tuple(pred.shape)} and `target` '
+                             f'{tuple(target.shape)} must have the same shape')
+        if avg_factor is not None and reduction == 'sum':
+            raise ValueError('BalancedL1LossV2: `avg_factor` cannot be used with reduction '
+                             "'sum' (use 'mean', or drop avg_factor)")
         if target.numel() == 0:
             # keep the graph connected for empty batches
             return pred.sum() * 0
