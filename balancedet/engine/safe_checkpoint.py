@@ -136,6 +136,13 @@ def _getattr(*args):
     return _AttrRef(*args)
 
 
+def _bytes(*args):
+    """``bytes()``: how protocol-2 pickles write ``b''`` (an empty array's data)."""
+    if args and not (len(args) == 1 and isinstance(args[0], (bytes, bytearray))):
+        raise pickle.UnpicklingError(f'unsupported GLOBAL bytes{args!r}')
+    return bytes(*args)
+
+
 def _named(obj, *names):
     return [(obj, name) for name in names]
 
@@ -149,6 +156,7 @@ _STANDINS = [
     *_named(_scalar, *(f'{c}.multiarray.scalar' for c in _NUMPY_CORES)),
     *_named(_HistoryBufferStub, 'mmengine.logging.history_buffer.HistoryBuffer'),
     *_named(_getattr, 'builtins.getattr', '__builtin__.getattr'),
+    *_named(_bytes, 'builtins.bytes', '__builtin__.bytes'),
     # the types of the stand-ins' results, which BUILD must be allowed to set
     _ArrayStub, _ScalarStub, _AttrRef,
 ]
@@ -200,6 +208,7 @@ def _build_dtype(stub):
     if len(args) != 3 or args[1:] != (False, True):
         raise _Refusal(f'numpy dtype arguments {args!r} are not the ones numpy writes')
     code = args[0]
+    plain_dtype(code)   # refuses object / void / string / datetime codes first
     if state is None:
         return plain_dtype(code)
     # (version, byte order, subarray, names, fields, elsize, alignment, flags): a
@@ -207,7 +216,7 @@ def _build_dtype(stub):
     # flags (NPY_ITEM_HASOBJECT on a void) are what turns bytes into pointers.
     if (not isinstance(state, tuple) or len(state) != 8 or state[0] != 3
             or state[2:] != (None, None, None, -1, -1, 0)):
-        raise _Refusal(f'numpy dtype state {state!r} is not that of a plain numeric dtype '
+        raise _Refusal(f'numpy dtype {code!r} with state {state!r}: not that of a plain numeric dtype '
                        '(subarray, fields, item size, alignment or flags set)')
     return plain_dtype(code, state[1])
 
