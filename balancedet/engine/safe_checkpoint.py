@@ -216,8 +216,8 @@ def _build_dtype(stub):
     # flags (NPY_ITEM_HASOBJECT on a void) are what turns bytes into pointers.
     if (not isinstance(state, tuple) or len(state) != 8 or state[0] != 3
             or state[2:] != (None, None, None, -1, -1, 0)):
-        raise _Refusal(f'numpy dtype {code!r} with state {state!r}: not that of a plain numeric dtype '
-                       '(subarray, fields, item size, alignment or flags set)')
+        raise _Refusal(f'numpy dtype {code!r} with state {state!r}: not that of a plain '
+                       'numeric dtype (subarray, fields, item size, alignment or flags set)')
     return plain_dtype(code, state[1])
 
 
