@@ -673,3 +673,29 @@ def test_checkpoint_hook_typo_fails_before_first_iteration(demo_data_root, tmp_p
     assert proc.returncode != 0
     assert "unknown argument(s) 'intervall' (did you mean interval" in err
     assert 'Epoch(train)' not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('key', ['train_dataloader.sampler.shufle', 'val_evaluator.classwisee'])
+def test_sampler_and_metric_typos_fail_before_first_iteration(demo_data_root, tmp_path, key):
+    import argparse
+
+    from mmengine.config import DictAction
+    from mmengine.hooks import Hook
+
+    from balancedet.apis import build_runner
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    opts = parser.parse_args(['--cfg-options', *tiny_train_options(
+        demo_data_root, tmp_path, **{'train_cfg.max_epochs': 1, key: True})]).cfg_options
+    runner = build_runner(load_config(str(BASELINE), cfg_options=opts))
+    iterations = []
+
+    class Spy(Hook):
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            iterations.append(batch_idx)
+
+    runner.register_hook(Spy())
+    with pytest.raises(TypeError, match=key.rsplit('.', 1)[1]):
+        runner.train()
+    assert iterations == []

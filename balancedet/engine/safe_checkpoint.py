@@ -152,8 +152,10 @@ _NUMPY_CORES = ('numpy._core', 'numpy.core')   # numpy >= 2, numpy 1.x
 _STANDINS = [
     *_named(_NdarrayStub, 'numpy.ndarray'),
     *_named(_DtypeStub, 'numpy.dtype'),
-    *_named(_reconstruct, *(f'{c}.multiarray._reconstruct' for c in _NUMPY_CORES)),
-    *_named(_scalar, *(f'{c}.multiarray.scalar' for c in _NUMPY_CORES)),
+    *_named(_reconstruct, *(f'{c}.{m}._reconstruct' for c in _NUMPY_CORES
+                            for m in ('multiarray', '_multiarray_umath'))),
+    *_named(_scalar, *(f'{c}.{m}.scalar' for c in _NUMPY_CORES
+                       for m in ('multiarray', '_multiarray_umath'))),
     *_named(_HistoryBufferStub, 'mmengine.logging.history_buffer.HistoryBuffer'),
     *_named(_getattr, 'builtins.getattr', '__builtin__.getattr'),
     *_named(_bytes, 'builtins.bytes', '__builtin__.bytes'),
