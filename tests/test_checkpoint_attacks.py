@@ -334,11 +334,11 @@ def _refused_in_child(path, pattern):
         from mmengine.runner.checkpoint import _load_checkpoint
         from balancedet.engine.safe_checkpoint import UnsafeCheckpointError
         try:
-            _load_checkpoint({str(path)!r}, map_location='cpu')
+            ckpt = _load_checkpoint({str(path)!r}, map_location='cpu')
         except UnsafeCheckpointError as err:
             print('REFUSED', err)
         else:
-            print('LOADED')
+            print('LOADED', repr(ckpt['meta']))
     ''')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH',
                                                                                '')]))
@@ -351,9 +351,10 @@ def _refused_in_child(path, pattern):
 
 
 def test_void_dtype_with_forged_object_flags_is_refused(tmp_path):
-    # V8 with a float field whose flags claim NPY_ITEM_HASOBJECT|...: numpy would
-    # treat the 8 attacker bytes as a PyObject pointer (SIGSEGV on use).
-    dtype = crafted_dtype('V8', (3, '|', None, ('a',), {'a': (np.dtype('f8'), 0)}, 8, 1, 63))
+    # V8 with an object field and flags 61 (NPY_ITEM_HASOBJECT etc. without
+    # NPY_LIST_PICKLE): numpy takes the 8 attacker bytes as a PyObject pointer.
+    # On the unprotected loader this is a SIGSEGV (exit 139) at the first repr.
+    dtype = crafted_dtype('V8', (3, '|', None, ('a',), {'a': (np.dtype('O'), 0)}, 8, 1, 61))
     ckpt = genuine_like()
     ckpt['meta']['arr'] = crafted_array(dtype, (1,), b'\x41' * 8)
     _refused_in_child(save(ckpt, tmp_path / 'void_flags.pth'), "'V8' is not a plain numeric")

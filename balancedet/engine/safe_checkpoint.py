@@ -400,7 +400,7 @@ def safe_torch_load(file, map_location=None, name=None):
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
             TypeError, AttributeError) as err:
         raise CheckpointFormatError(
-            f'checkpoint {name!r} is truncated or corrupt and cannot be read '
+            f'checkpoint {name!r} is truncated or corrupt (or crafted) and cannot be read '
             f'({type(err).__name__}: {str(err)[:200]}). Save or download it again') from None
     return rebuild_by_value(obj, name)
 
