@@ -381,12 +381,15 @@ def test_non_numeric_arrays_are_refused(tmp_path, value, what):
         _load_checkpoint(str(path), map_location='cpu')
 
 
-def test_array_bigger_than_its_bytes_is_refused(tmp_path):
-    # a shape that asks numpy for 8 TB from 8 bytes (read past the buffer / memory bomb)
+@pytest.mark.parametrize('shape,raw,needs', [
+    ((10 ** 12,), b'\x00' * 8, 8 * 10 ** 12),     # 8 TB from 8 bytes (read past / memory bomb)
+    ((2 ** 32, 2 ** 32), b'', 8 * 2 ** 64),      # a size that wraps to 0 in int64
+], ids=['huge', 'int64-wrap'])
+def test_array_bigger_than_its_bytes_is_refused(tmp_path, shape, raw, needs):
     ckpt = genuine_like()
-    ckpt['meta']['arr'] = crafted_array(np.dtype('f8'), (10 ** 12,), b'\x00' * 8)
+    ckpt['meta']['arr'] = crafted_array(np.dtype('f8'), shape, raw)
     path = save(ckpt, tmp_path / 'short.pth')
-    with pytest.raises(UnsafeCheckpointError, match=r'short\.pth.*needs 8000000000000 bytes'):
+    with pytest.raises(UnsafeCheckpointError, match=rf'short\.pth.*needs {needs} bytes'):
         _load_checkpoint(str(path), map_location='cpu')
 
 

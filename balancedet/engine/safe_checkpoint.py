@@ -50,6 +50,7 @@ then built by the unpickler itself).
 import ast
 import io
 import logging
+import math
 import os
 import os.path as osp
 import pickle
@@ -237,7 +238,7 @@ def _build_array(stub, resolve):
     if (not isinstance(shape, tuple) or not all(type(s) is int and s >= 0 for s in shape)
             or not isinstance(fortran, bool) or not isinstance(raw, (bytes, bytearray))):
         raise _Refusal('numpy array shape, order or data is malformed (data must be raw bytes)')
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     if len(raw) != count * dtype.itemsize:
         raise _Refusal(f'numpy array of shape {shape} and dtype {dtype} needs '
                        f'{count * dtype.itemsize} bytes, the file holds {len(raw)}')

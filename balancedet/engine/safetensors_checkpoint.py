@@ -180,7 +180,7 @@ def _array_from_json(spec):
     if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
         raise _Refusal(f'array shape {shape!r} is invalid')
     raw = base64.b64decode(spec['data'], validate=True)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     if len(raw) != count * dtype.itemsize:
         raise _Refusal(f'array of shape {shape} and dtype {dtype} needs {count * dtype.itemsize} '
                        f'bytes, the file holds {len(raw)}')
