@@ -328,7 +328,11 @@ class SafetensorsLocalBackend(LocalBackend):
     def put(self, obj, filepath):
         if str(filepath).endswith('.safetensors') and isinstance(obj, (bytes, bytearray)):
             with io.BytesIO(obj) as buf:
-                checkpoint = safe_torch_load(buf, map_location='cpu', name=str(filepath))
+                try:
+                    checkpoint = safe_torch_load(buf, map_location='cpu', name=str(filepath))
+                except UnsafeCheckpointError as err:
+                    raise TypeError(f'cannot write {filepath} as a safetensors checkpoint: it '
+                                    f'holds a value that is not plain data ({err})') from None
             os.makedirs(osp.dirname(osp.abspath(filepath)), exist_ok=True)
             checkpoint_to_safetensors(checkpoint, str(filepath))
             return
