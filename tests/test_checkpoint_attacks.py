@@ -251,6 +251,19 @@ def test_http_genuine_and_safetensors_load(served):
         assert ckpt['message_hub']['log_scalars']['loss'].mean() == 2.0
 
 
+def test_init_cfg_pretrained_url_is_refused(served, marker):
+    # model init_cfg=dict(type='Pretrained', checkpoint=URL[, prefix=...]) ends in
+    # mmengine's load_checkpoint / _load_checkpoint_with_prefix
+    from mmengine.model import initialize
+    root, url = served
+    _evil_file(root, marker, 'pretrained.pth')
+    for init_cfg in (dict(type='Pretrained', checkpoint=f'{url}/pretrained.pth'),
+                     dict(type='Pretrained', checkpoint=f'{url}/pretrained.pth',
+                          prefix='backbone.')):
+        with pytest.raises(UnsafeCheckpointError, match=r'pretrained\.pth.*(posix|os)\.system'):
+            initialize(torch.nn.Linear(2, 2), init_cfg)
+
+
 def test_http_html_error_page_names_the_url(served):
     root, url = served
     (root / 'page.pth').write_text('<html>404 not found</html>')
