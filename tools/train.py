@@ -1,4 +1,8 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]``."""
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]``.
+
+``--resume`` / ``load_from`` read ``.pth`` and ``.safetensors`` checkpoints from
+any source through balancedet's safe loader (nothing in a checkpoint runs).
+"""
 import argparse
 
 from mmengine.config import DictAction
@@ -15,7 +19,7 @@ def parse_args():
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint of the work dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+                        help='override config settings, key=value; +key=value adds a new key')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

@@ -1,2 +1,9 @@
 """Entry-point logic shared by ``tools/train.py`` and ``tools/test.py``."""
-from .runner_setup import build_runner, load_config  # noqa: F401
+from .runner_setup import (  # noqa: F401
+                           ConfigOptionError,
+                           StrictWeightsHook,
+                           build_runner,
+                           check_cfg_options,
+                           check_deferred_arguments,
+                           load_config,
+)
