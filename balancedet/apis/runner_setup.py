@@ -34,6 +34,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from balancedet.engine import safe_checkpoint  # noqa: F401  (installs the safe loader)
+from balancedet.engine.rng_state_hook import RNGStateHook
 
 
 class ConfigOptionError(KeyError):
@@ -281,6 +282,10 @@ def build_runner(cfg, *, strict_weights=False):
         _init_cpu_process_group(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_deferred_arguments(runner)
+    # exact resume whatever the config's hook lists say: the generators'
+    # states travel in every checkpoint (registered once)
+    if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
+        runner.register_hook(RNGStateHook())
     if strict_weights:
         runner.register_hook(StrictWeightsHook(cfg.get('load_from') or 'checkpoint'))
     return runner
