@@ -7,25 +7,17 @@ few, unless ``--allow-partial``.
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from balancedet.apis import build_runner, load_config
+from balancedet.apis import add_runner_arguments, build_runner, load_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the evaluation logs')
     parser.add_argument('--allow-partial', action='store_true',
                         help='evaluate even if the weights do not cover the model '
                              '(missing/unexpected keys, other shapes)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value; +key=value adds a new key')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    return add_runner_arguments(parser).parse_args()
 
 
 def main():

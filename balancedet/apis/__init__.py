@@ -2,6 +2,7 @@
 from .runner_setup import (  # noqa: F401
                            ConfigOptionError,
                            StrictWeightsHook,
+                           add_runner_arguments,
                            build_runner,
                            check_cfg_options,
                            check_deferred_arguments,

@@ -27,7 +27,7 @@ import os.path as osp
 import re
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
@@ -120,6 +120,17 @@ def check_cfg_options(cfg, cfg_options):
             '--cfg-options names keys that are not in the config:\n' + '\n'.join(lines)
             + '\nFix the spelling, or write +KEY=VALUE to add a new key on purpose.')
     return out
+
+
+def add_runner_arguments(parser):
+    """The options ``tools/train.py`` and ``tools/test.py`` share."""
+    parser.add_argument('--work-dir', help='the dir to save logs, models and evaluations')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value; +key=value adds a new key')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
 
 
 def load_config(config, *, work_dir=None, cfg_options=None, launcher='none', amp=False,
