@@ -498,8 +498,7 @@ def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
     ``class_label_tree.np``).  Applies the same box checks as the dataset
     (error on a box outside [0, 1] or with xmin > xmax; zero-size boxes
     dropped with a counted warning)."""
-    import warnings
-
+    from balancedet.datasets.box_rules import warn_dropped
     from balancedet.datasets.hierarchy import load_openimages_hierarchy, read_label_file
     from balancedet.datasets.openimages import check_normalised_boxes, read_challenge_boxes
     challenge = str(ann_file).endswith('.txt')
@@ -515,9 +514,10 @@ def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
         img, labels, coords = img[keep], labels[keep], coords[keep]
     else:
         img, labels, coords, dropped = read_openimages_boxes_fast(ann_file, m2l)
-    if dropped.size:
-        warnings.warn(f'{ann_file}: dropped {dropped.size} zero-size box(es) (xmin == xmax or '
-                      f'ymin == ymax), rows {dropped[:5].tolist()}', stacklevel=2)
+    if dropped.size:  # the box rule's drop, reported the same way (box_rules.warn_dropped)
+        warn_dropped(ann_file, [f'row {r}' for r in dropped.tolist()],
+                     'of zero size (xmin == xmax or ymin == ymax; image sizes are not read '
+                     'here, so boxes under 1 pixel but not zero-size are kept)')
     num_images = int(np.count_nonzero(np.diff(np.sort(img))) + 1) if img.size else 0
     out = concurrent_rate_from_arrays(img, labels, coords, len(classes), hierarchy)
     out.update(classes=list(classes), num_images=num_images, same_object=SAME_OBJECT_RULE,

@@ -55,8 +55,10 @@ Bad input raises :class:`DatasetError` naming the file and the row: a
 missing or renamed CSV column, a MID missing from the label file, a
 hierarchy naming classes the label file lacks or holding a cycle, a box
 outside [0, 1] or with xmin > xmax (ymin > ymax), a metas file whose images
-differ from the annotation file's.  Zero-size boxes (xmin == xmax) are
-dropped with one counted warning per file.
+differ from the annotation file's.  Then the toolbox's box rule
+(:func:`~balancedet.datasets.box_rules.check_boxes` on pixel boxes): boxes
+under 1 pixel wide or high (zero-size included) are dropped with one counted
+warning per file.
 
 A train-mode dataset holding multi-label objects checks its pipeline: a
 packer that cannot carry ``multi_labels`` (mmdet's ``PackDetInputs``) makes
@@ -68,13 +70,12 @@ from __future__ import annotations
 import csv
 import os.path as osp
 import pickle
-import warnings
 
 import numpy as np
 from mmdet.datasets import OpenImagesDataset
 from mmdet.registry import DATASETS
 
-from .balanced_coco import DatasetError
+from .box_rules import DatasetError, check_boxes, warn_dropped
 from .hierarchy import ClassHierarchy, HierarchyError, load_openimages_hierarchy, read_label_file
 from .same_object import object_ids
 
@@ -198,6 +199,16 @@ def read_challenge_boxes(path, num_classes):
                 flags=np.asarray(flags, dtype=bool).reshape(len(rows), 1),
                 flag_names=['is_group_of'], rows=np.asarray(rows, dtype=np.int64),
                 img_paths=img_paths)
+
+
+class _RowIds:
+    """Lazy ``'row N'`` ids for ``check_boxes`` error messages (no big list)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __getitem__(self, k):
+        return f'row {int(self.rows[k])}'
 
 
 def _labels_of(mids, mid_to_label, rows, path):
@@ -372,12 +383,7 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
             boxes = read_challenge_boxes(self.ann_file, len(classes))
         else:
             boxes = read_v6_boxes(self.ann_file, m2l)
-        keep = check_normalised_boxes(boxes['coords'], boxes['rows'], self.ann_file)
-        if not keep.all():
-            dropped = boxes['rows'][~keep]
-            warnings.warn(f'{self.ann_file}: dropped {dropped.size} zero-size box(es) '
-                          f'(xmin == xmax or ymin == ymax), rows {dropped[:5].tolist()}'
-                          + (' ...' if dropped.size > 5 else ''), stacklevel=2)
+        check_normalised_boxes(boxes['coords'], boxes['rows'], self.ann_file)  # errors
         img_level = None
         if self.image_level_ann_file:
             img_level = read_image_level(self.image_level_ann_file, m2l, self.challenge)
@@ -401,6 +407,16 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
                 f'{extra[:3]}); regenerate the metas from the same split')
         img_index = {img: k for k, img in enumerate(order_ids)}
         img_of_row = np.fromiter((img_index[i] for i in ids), dtype=np.int64, count=len(ids))
+        # the toolbox's box rule (box_rules.check_boxes) on pixel boxes: under 1 px
+        # (zero-size included) dropped, counted in one warning per file
+        size = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
+        h_row, w_row = size[img_of_row, 0], size[img_of_row, 1]
+        px = boxes['coords'] * np.stack([w_row, h_row, w_row, h_row], axis=1)
+        keep = check_boxes(px, w_row, h_row, source=self.ann_file,
+                           record_ids=_RowIds(boxes['rows']))
+        if not keep.all():
+            warn_dropped(self.ann_file, [f'row {r}' for r in boxes['rows'][~keep].tolist()],
+                         'under 1 pixel wide or high (box rule)')
         img_of_row, labels = img_of_row[keep], boxes['labels'][keep]
         coords, flags = boxes['coords'][keep], boxes['flags'][keep]
         obj, num_obj = object_ids(coords, img_of_row)

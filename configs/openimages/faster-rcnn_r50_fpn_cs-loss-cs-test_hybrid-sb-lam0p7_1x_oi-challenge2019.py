@@ -3,6 +3,6 @@
 # ensembles are not part of balancedet).
 _base_ = './faster-rcnn_r50_fpn_cs-loss-cs-test_1x_oi-challenge2019.py'
 
-custom_hooks = [dict(type='RNGStateHook'), dict(
+custom_hooks = [dict(
     type='HybridScheduleHook', switch_epoch=4,
     sampler=dict(type='SoftBalanceSampler', lam=0.7))]

@@ -3,6 +3,6 @@
 # the first LR step), soft-balance for epochs 4-6 with the LR steps of the 1x unchanged.
 _base_ = './faster-rcnn_r50_fpn_softmax_1x_oi-challenge2019.py'
 
-custom_hooks = [dict(type='RNGStateHook'), dict(
+custom_hooks = [dict(
     type='HybridScheduleHook', switch_epoch=4,
     sampler=dict(type='SoftBalanceSampler', lam=0.7))]

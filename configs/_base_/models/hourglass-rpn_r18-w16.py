@@ -2,8 +2,8 @@
 # path, HourglassNeck (deconvolution up path, eq. 1 merges, 64 channels) and
 # HourglassRPNHead with anchors split by depth, for 128 px demo images.
 # Demo objects are 12..48 px, so the paper's split {16,32}/{64,128}/{256,512}
-# (x2 per size) is shifted to sizes 12 * sqrt(2)^k on strides 4 / 8 / 16.
-level_sizes = [[12, 17], [24, 34], [48, 68]]
+# (x2 per size) is shifted to sizes {12,17}/{24,34}/{48,68} on strides 4 / 8 / 16:
+# mmdet's AnchorGenerator with one base size per level and the scales shared.
 model = dict(
     type='HourglassRPN',
     data_preprocessor=dict(
@@ -35,9 +35,10 @@ model = dict(
         feat_channels=64,
         per_level_norm=True,
         anchor_generator=dict(
-            type='DepthSplitAnchorGenerator',
+            type='AnchorGenerator',
             strides=[4, 8, 16],
-            level_sizes=level_sizes,
+            base_sizes=[12, 24, 48],
+            scales=[1.0, 17 / 12],
             ratios=[0.5, 1.0, 2.0]),
         bbox_coder=dict(
             type='DeltaXYWHBBoxCoder',
@@ -78,3 +79,13 @@ model = dict(
     test_scale_mode='short_side',
     inter_scale_nms=dict(type='nms', iou_threshold=0.5),
     max_per_img=1000)
+
+# Remark (b), dynamic training scale: the training pipeline of the ablations that
+# use it (each image resized so a random gt box falls in the anchors' 12..68 px).
+dynamic_scale_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='DynamicTrainScale', anchor_range=(12, 68), scale_range=(0.5, 2.0), max_side=256),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
