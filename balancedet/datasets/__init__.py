@@ -1,2 +1,3 @@
 from . import samplers, transforms  # noqa: F401
 from .balanced_coco import BalancedCocoDataset, DatasetError  # noqa: F401
+from .lvis import BalancedLVISDataset  # noqa: F401

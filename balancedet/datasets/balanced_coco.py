@@ -61,6 +61,11 @@ def read_coco_annotations(ann_file, backend_args=None):
             raise DatasetError(f'annotation file {ann_file!r}: {kind} {record.get("id", record)!r}'
                                f' lacks field(s) {missing}')
 
+    if coco['images'] and any(f in coco['images'][0] for f in (
+            'neg_category_ids', 'not_exhaustive_category_ids')):
+        raise DatasetError(f'annotation file {ann_file!r} is in LVIS format (images with '
+                           '"neg_category_ids"); use BalancedLVISDataset and BalancedLVISMetric '
+                           '(configs/_base_/datasets/lvis_v1_instance.py)')
     cat_ids = set()
     for cat in coco['categories']:
         check_fields(cat, ('id', 'name'), 'category')
