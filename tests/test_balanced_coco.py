@@ -114,3 +114,103 @@ def test_missing_image_file(data_copy):
     with pytest.raises(DatasetError, match='000002.png'):
         build(data_copy)
     build(data_copy, check_image_files=False)  # opt-out for remote storage
+
+
+# --- bad data fails loudly and loses nothing (issue 14, data items) -------------------------
+
+def _first_ann_of_image(coco, pos=0):
+    img_id = coco['images'][pos]['id']
+    return next(a for a in coco['annotations'] if a['image_id'] == img_id)
+
+
+def test_duplicate_image_ids_are_an_error(data_copy):
+    def dup(c):
+        c['images'][4]['id'] = c['images'][2]['id']
+    coco = edit(data_copy, dup)
+    with pytest.raises(DatasetError, match=rf'train.json.*image id {coco["images"][2]["id"]} '
+                                           r'appears twice \("images"\[2\] and \[4\]\)'):
+        build(data_copy)
+
+
+def test_duplicate_annotation_ids_are_an_error(data_copy):
+    def dup(c):
+        c['annotations'][7]['id'] = c['annotations'][1]['id']
+    edit(data_copy, dup)
+    with pytest.raises(DatasetError, match=r'annotation id .* appears twice'):
+        build(data_copy)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+def test_non_finite_box_is_an_error_naming_the_record(data_copy, value):
+    def bad(c):
+        c['annotations'][6]['bbox'][2] = value
+    ann_id = edit(data_copy, bad)['annotations'][6]['id']
+    with pytest.raises(DatasetError, match=rf'train.json.*non-finite.*record {ann_id}\b'):
+        build(data_copy)
+
+
+@pytest.mark.parametrize('bbox', [None, 'a,b,c,d', [1, 2, 3], [1, 2, 'x', 4], [1, 2, True, 4]])
+def test_malformed_bbox_names_the_record(data_copy, bbox):
+    def bad(c):
+        c['annotations'][2]['bbox'] = bbox
+    ann_id = edit(data_copy, bad)['annotations'][2]['id']
+    with pytest.raises(DatasetError, match=rf'train.json.*annotation {ann_id} has bbox'):
+        build(data_copy)
+
+
+def test_non_dict_annotation_names_its_position(data_copy):
+    edit(data_copy, lambda c: c['annotations'].insert(3, [1, 2, 3]))
+    with pytest.raises(DatasetError, match=r'train.json.*"annotations"\[3\] is a list'):
+        build(data_copy)
+
+
+def test_missing_area_is_computed(data_copy):
+    def drop_area(c):
+        for a in c['annotations']:
+            a.pop('area', None)
+    coco = edit(data_copy, drop_area)
+    ds = build(data_copy)
+    n = sum(len(ds.get_data_info(i)['instances']) for i in range(len(ds)))
+    assert n == len(coco['annotations'])
+
+
+def test_degenerate_boxes_dropped_with_one_counted_warning(data_copy):
+    """Zero-size, under-1-px and fully outside boxes go, with their count and ids."""
+    dropped = {}
+
+    def bad(c):
+        size = {im['id']: (im['width'], im['height']) for im in c['images']}
+        anns = c['annotations']
+        anns[0]['bbox'][2] = 0.0                                 # zero width
+        anns[1]['bbox'][3] = 0.5                                 # under one pixel
+        w, h = size[anns[2]['image_id']]
+        anns[2]['bbox'] = [w + 3.0, 5.0, 10.0, 10.0]             # right of the image
+        anns[3]['bbox'] = [-30.0, -40.0, 20.0, 30.0]             # above-left of it
+        dropped.update({a['id']: a['image_id'] for a in anns[:4]})
+    coco = edit(data_copy, bad)
+    with pytest.warns(UserWarning, match=r'train.json.*dropped 4 box\(es\).*first record ids: '
+                      + ', '.join(str(i) for i in dropped)) as record:
+        ds = build(data_copy)
+    assert sum('dropped' in str(w.message) for w in record) == 1
+    kept = sum(len(ds.get_data_info(i)['instances']) for i in range(len(ds)))
+    assert kept == len(coco['annotations']) - 4
+    # the reference: pycocotools sees every annotation; only the four are gone
+    ref = COCO(str(data_copy / 'annotations/train.json'))
+    assert len(ref.getAnnIds()) == kept + 4
+
+
+def test_zero_images_after_filtering_names_file_and_filter(data_copy):
+    edit(data_copy, lambda c: c.__setitem__('annotations', []))
+    with pytest.raises(DatasetError, match=r'no image of .*train.json.* left after filtering'
+                                           r'.*filter_empty_gt'):
+        DATASETS.build(dict(type='BalancedCocoDataset', data_root=str(data_copy),
+                            ann_file='annotations/train.json', data_prefix=dict(img='train/'),
+                            pipeline=[], filter_cfg=dict(filter_empty_gt=True)))
+
+
+def test_bad_image_size_names_the_image(data_copy):
+    def bad(c):
+        c['images'][1]['width'] = 0
+    img_id = edit(data_copy, bad)['images'][1]['id']
+    with pytest.raises(DatasetError, match=rf'image {img_id} has width 0'):
+        build(data_copy)

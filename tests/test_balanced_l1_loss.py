@@ -117,3 +117,19 @@ def test_bad_call_arguments():
         loss(torch.zeros(2, 4), torch.zeros(2, 4), reduction_override='avg')
     with pytest.raises(ValueError, match='shape'):
         loss(torch.zeros(2, 4), torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize('n', [0, 5])
+def test_argument_errors_do_not_depend_on_the_batch_being_empty(n):
+    """mmdet's weight_reduce_loss refuses avg_factor with 'sum'; so does an empty batch."""
+    loss = BalancedL1LossV2()
+    pred, target = torch.randn(n, 4), torch.randn(n, 4)
+    if n:
+        with pytest.raises(ValueError, match='avg_factor'):
+            BalancedL1Loss()(pred, target, avg_factor=2.0, reduction_override='sum')
+    with pytest.raises(ValueError, match='avg_factor'):
+        loss(pred, target, avg_factor=2.0, reduction_override='sum')
+    with pytest.raises(ValueError, match='same shape'):
+        loss(pred, torch.randn(n, 3))
+    with pytest.raises(ValueError, match='reduction_override'):
+        loss(pred, target, reduction_override='avg')

@@ -22,8 +22,8 @@ GTS = [torch.tensor([[2., 3., 12., 14.], [14., 12., 30., 30.]]),
 def head_cfg(gray=False, sampler=None, assigner=None, **kw):
     cfg = dict(
         type='HourglassRPNHead', in_channels=4, feat_channels=4, gray_class=gray,
-        anchor_generator=dict(type='DepthSplitAnchorGenerator', strides=[4, 8],
-                              level_sizes=[[6, 9], [14, 20]], ratios=[0.5, 1.0, 2.0]),
+        anchor_generator=dict(type='AnchorGenerator', strides=[4, 8], base_sizes=[6, 14],
+                              scales=[1.0, 1.5], ratios=[0.5, 1.0, 2.0]),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
                         target_stds=[1.] * 4),
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=not gray, loss_weight=1.0),
@@ -218,14 +218,6 @@ def test_bad_configs():
         cfg['test_cfg']['nms']['iou_threshold'] = thr
         with pytest.raises(ValueError, match=r'iou_threshold must be in \(0, 1\]'):
             MODELS.build(cfg)
-    cfg = head_cfg()
-    cfg['anchor_generator']['level_sizes'] = [[6, 9], [14]]
-    with pytest.raises(ValueError, match='same number of anchors'):
-        MODELS.build(cfg)
-    cfg = head_cfg()
-    cfg['anchor_generator']['level_sizes'] = [[6, 9], [14, 20], [30, 40]]
-    with pytest.raises(ValueError, match='level_sizes has 3 entries'):
-        MODELS.build(cfg)
     from mmdet.registry import TASK_UTILS
     with pytest.raises(ValueError, match='gray_iou_range'):
         TASK_UTILS.build(dict(type='GrayBandMaxIoUAssigner', gray_iou_range=(0.3, 0.7)))

@@ -78,3 +78,31 @@ def test_multilabel_boxes_count_for_every_label(demo_root):
                 assert idx in index.images_of(lab)
             found += len(inst['multi_labels']) > 1
     assert found > 0  # the demo data has explicit multi-label boxes
+
+
+class _VideoLikeDataset:
+    """The shape of mmdet's video datasets: data info without ``instances``."""
+
+    metainfo = dict(classes=('a', 'b', 'c'))
+
+    def __init__(self):
+        self.cats = [[0, 0], [2], [], [1, 2], [0]]
+
+    def __len__(self):
+        return len(self.cats)
+
+    def get_data_info(self, idx):
+        return dict(video_id=idx, images=[dict(frame_id=0)], video_length=1)
+
+    def get_cat_ids(self, idx):
+        return self.cats[idx]
+
+
+def test_index_falls_back_to_get_cat_ids_like_class_aware_sampler():
+    ds = _VideoLikeDataset()
+    index = ClassImageIndex.from_dataset(ds)
+    ref = ClassAwareSampler(ds, seed=0)  # mmdet's sampler reads get_cat_ids()
+    for c in range(3):
+        np.testing.assert_array_equal(index.images_of(c), sorted(set(ref.cat_dict[c])))
+    sampler = SoftBalanceSampler(ds, lam=0.5, seed=0)
+    assert set(iter(sampler)) <= {0, 1, 3, 4}

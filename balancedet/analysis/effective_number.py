@@ -80,17 +80,6 @@ def instance_counts_from_coco(ann_file, classes=None):
     return list(classes), counts
 
 
-def instance_counts_from_dataset(dataset):
-    """Per-class non-ignored instance counts of a built (filtered) dataset."""
-    classes = dataset.metainfo['classes']
-    counts = np.zeros(len(classes), dtype=np.int64)
-    for i in range(len(dataset)):
-        for inst in dataset.get_data_info(i)['instances']:
-            if not inst.get('ignore_flag', 0):
-                counts[inst['bbox_label']] += 1
-    return list(classes), counts
-
-
 def _check_beta(beta):
     if isinstance(beta, bool) or not isinstance(beta, (int, float)):
         raise TypeError(f'beta must be a float in [0, 1), got {beta!r}')

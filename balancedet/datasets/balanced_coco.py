@@ -24,21 +24,38 @@ annotation file, in category-id order.
 import json
 import os.path as osp
 
+import numpy as np
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path
 
+from .box_rules import DatasetError, check_boxes, warn_dropped
 
-class DatasetError(ValueError):
-    """Raised for bad dataset input; the message names the file and record."""
+__all__ = ['BalancedCocoDataset', 'DatasetError', 'category_parents', 'read_coco_annotations']
 
 
 _IMAGE_FIELDS = ('id', 'file_name', 'width', 'height')
 _ANN_FIELDS = ('id', 'image_id', 'category_id', 'bbox')
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_coco_annotations(ann_file, backend_args=None):
-    """Load and validate a COCO detection file; return the parsed dict."""
+    """Load and validate a COCO detection file; return the parsed dict.
+
+    Every record is checked and errors name the file and the record: records
+    that are not JSON objects, missing fields, duplicate image / annotation /
+    category ids (a COCO index would silently merge them), a ``bbox`` that is
+    not four numbers, a non-finite coordinate, a box of negative size, an
+    unknown ``category_id`` or ``image_id``. A missing ``area`` is computed as
+    ``w * h``. Boxes that :func:`~balancedet.datasets.box_rules.check_boxes`
+    drops (under one pixel, entirely outside the image, or ``area <= 0``,
+    which mmdet would drop silently) are removed from the returned dict with
+    one warning that gives their count and first ids.
+    """
     if not osp.isfile(ann_file) and '://' not in str(ann_file):
         raise DatasetError(f'annotation file {ann_file!r} does not exist; generate the demo data '
                            'with `python tools/misc/make_demo_dataset.py` or fix `ann_file`')
@@ -46,7 +63,7 @@ def read_coco_annotations(ann_file, backend_args=None):
         try:
             with open(local_path) as f:
                 coco = json.load(f)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DatasetError(f'annotation file {ann_file!r} is not valid JSON: {err}') from None
     if not isinstance(coco, dict):
         raise DatasetError(f'annotation file {ann_file!r}: expected a JSON object with '
@@ -55,43 +72,83 @@ def read_coco_annotations(ann_file, backend_args=None):
         if not isinstance(coco.get(key), list):
             raise DatasetError(f'annotation file {ann_file!r}: missing or non-list "{key}"')
 
-    def check_fields(record, fields, kind):
-        missing = [f for f in fields if f not in record]
-        if missing:
-            raise DatasetError(f'annotation file {ann_file!r}: {kind} {record.get("id", record)!r}'
-                               f' lacks field(s) {missing}')
+    def unique_ids(key, fields):
+        kind = key[:-1]
+        ids = {}
+        for pos, record in enumerate(coco[key]):
+            if not isinstance(record, dict):
+                raise DatasetError(f'annotation file {ann_file!r}: "{key}"[{pos}] is a '
+                                   f'{type(record).__name__}, not a JSON object')
+            missing = [f for f in fields if f not in record]
+            if missing:
+                raise DatasetError(f'annotation file {ann_file!r}: {kind} '
+                                   f'{record.get("id", record)!r} ("{key}"[{pos}]) lacks field(s) '
+                                   f'{missing}')
+            first = ids.setdefault(record['id'], pos)
+            if first != pos:
+                raise DatasetError(f'annotation file {ann_file!r}: {kind} id {record["id"]!r} '
+                                   f'appears twice ("{key}"[{first}] and [{pos}]); ids must be '
+                                   'unique, or the records of one would be merged into the other')
+        return ids
 
     if coco['images'] and any(f in coco['images'][0] for f in (
             'neg_category_ids', 'not_exhaustive_category_ids')):
         raise DatasetError(f'annotation file {ann_file!r} is in LVIS format (images with '
                            '"neg_category_ids"); use BalancedLVISDataset and BalancedLVISMetric '
                            '(configs/_base_/datasets/lvis_v1_instance.py)')
-    cat_ids = set()
-    for cat in coco['categories']:
-        check_fields(cat, ('id', 'name'), 'category')
-        cat_ids.add(cat['id'])
-    img_ids = set()
-    for img in coco['images']:
-        check_fields(img, _IMAGE_FIELDS, 'image')
-        img_ids.add(img['id'])
-    for ann in coco['annotations']:
-        check_fields(ann, _ANN_FIELDS, 'annotation')
+    cat_ids = unique_ids('categories', ('id', 'name'))
+    images = coco['images']
+    img_pos = unique_ids('images', _IMAGE_FIELDS)
+    for img in images:
+        if not (_is_number(img['width']) and _is_number(img['height'])
+                and img['width'] > 0 and img['height'] > 0):
+            raise DatasetError(f'annotation file {ann_file!r}: image {img["id"]!r} has width '
+                               f'{img["width"]!r} and height {img["height"]!r}; expected '
+                               'positive numbers')
+    anns = coco['annotations']
+    unique_ids('annotations', _ANN_FIELDS)
+    for ann in anns:
         if ann['category_id'] not in cat_ids:
             raise DatasetError(
                 f'annotation file {ann_file!r}: annotation {ann["id"]} (image {ann["image_id"]}) '
                 f'has category_id {ann["category_id"]}, which is not in "categories" '
                 f'(ids {sorted(cat_ids)}); add the category or fix the annotation')
-        if ann['image_id'] not in img_ids:
+        if ann['image_id'] not in img_pos:
             raise DatasetError(f'annotation file {ann_file!r}: annotation {ann["id"]} refers to '
                                f'image_id {ann["image_id"]}, which is not in "images"')
         bbox = ann['bbox']
-        if len(bbox) != 4:
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
             raise DatasetError(f'annotation file {ann_file!r}: annotation {ann["id"]} has bbox '
-                               f'{bbox}; expected [x, y, width, height]')
-        if bbox[2] < 0 or bbox[3] < 0:
-            raise DatasetError(f'annotation file {ann_file!r}: annotation {ann["id"]} (image '
-                               f'{ann["image_id"]}) has a box of negative size {bbox}; COCO boxes '
-                               'are [x, y, width, height] with width, height >= 0')
+                               f'{bbox!r}; expected [x, y, width, height] (four numbers)')
+    if not anns:
+        return coco
+    xywh = np.array([a['bbox'] for a in anns], dtype=np.float64)
+    ann_ids = [a['id'] for a in anns]
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    sizes = np.array([(images[img_pos[a['image_id']]]['width'],
+                       images[img_pos[a['image_id']]]['height']) for a in anns], dtype=np.float64)
+    keep = check_boxes(xyxy, sizes[:, 0], sizes[:, 1], source=f'annotation file {ann_file!r}',
+                       record_ids=ann_ids)
+    negative = np.flatnonzero((xywh[:, 2:] < 0).any(axis=1))
+    if len(negative):
+        ann = anns[negative[0]]
+        raise DatasetError(f'annotation file {ann_file!r}: annotation {ann["id"]} (image '
+                           f'{ann["image_id"]}) has a box of negative size {ann["bbox"]}; COCO '
+                           'boxes are [x, y, width, height] with width, height >= 0')
+    for i, ann in enumerate(anns):
+        area = ann.get('area')
+        if area is None:
+            ann['area'] = float(xywh[i, 2] * xywh[i, 3])
+        elif not _is_number(area):
+            raise DatasetError(f'annotation file {ann_file!r}: annotation {ann["id"]} has area '
+                               f'{area!r}; expected a number (or leave it out to use w * h)')
+        elif area <= 0:
+            keep[i] = False
+    if not keep.all():
+        warn_dropped(f'annotation file {ann_file!r}',
+                     [ann_ids[i] for i in np.flatnonzero(~keep)],
+                     'under 1 px, outside their image or with area <= 0')
+        coco['annotations'] = [a for a, k in zip(anns, keep) if k]
     return coco
 
 
@@ -108,6 +165,17 @@ def category_parents(categories, classes):
         if child in index and parent in index and parent != child:
             parents[index[child]] = index[parent]
     return parents
+
+
+class _PreloadedCOCO(COCO):
+    """mmdet's COCO index over an already loaded (validated) dict."""
+
+    def __init__(self, dataset: dict):
+        super().__init__(None)
+        self.dataset = dataset
+        self.createIndex()
+        # the wrapper's aliases, as its own __init__ sets them after indexing
+        self.img_ann_map, self.cat_img_map = self.imgToAnns, self.catToImgs
 
 
 @DATASETS.register_module()
@@ -143,7 +211,13 @@ class BalancedCocoDataset(CocoDataset):
                                          for k in range(len(classes))]
         self._metainfo['parents'] = category_parents(coco['categories'], classes)
 
-        data_list = super().load_data_list()
+        # mmdet's loader builds its COCO index through ``self.COCOAPI``: hand it
+        # the validated dict instead of letting it read the file a second time.
+        self.COCOAPI = lambda _path: _PreloadedCOCO(coco)
+        try:
+            data_list = super().load_data_list()
+        finally:
+            del self.COCOAPI
         for info in data_list:
             instances = info['instances']
             labels_of_box = {}
@@ -157,4 +231,14 @@ class BalancedCocoDataset(CocoDataset):
                 raise DatasetError(
                     f'{len(missing)} image file(s) listed in {self.ann_file!r} are missing, e.g. '
                     f'{missing[:3]}; check `data_root`/`data_prefix` or regenerate the data')
+        return data_list
+
+    def filter_data(self):
+        """mmdet's filtering; an empty result is an error naming the file."""
+        data_list = super().filter_data()
+        if not data_list:
+            raise DatasetError(
+                f'no image of {self.ann_file!r} is left after filtering (filter_cfg='
+                f'{self.filter_cfg}, {len(self.data_list)} image(s) before it); check `metainfo` '
+                'classes and `filter_cfg` (filter_empty_gt, min_size)')
         return data_list

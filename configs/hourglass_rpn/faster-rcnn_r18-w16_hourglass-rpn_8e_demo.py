@@ -7,8 +7,6 @@ model = dict(
               out_channels=64, out_indices=(0, 1, 2)),
     rpn_head=dict(
         type='HourglassRPNHead',
-        anchor_generator=dict(_delete_=True, type='DepthSplitAnchorGenerator',
-                              strides=[4, 8, 16],
-                              level_sizes=[[12, 17], [24, 34], [48, 68]],
-                              ratios=[0.5, 1.0, 2.0])),
+        anchor_generator=dict(strides=[4, 8, 16], base_sizes=[12, 24, 48],
+                              scales=[1.0, 17 / 12])),
     roi_head=dict(bbox_roi_extractor=dict(featmap_strides=[4, 8, 16])))

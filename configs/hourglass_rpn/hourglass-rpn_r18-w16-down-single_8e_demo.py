@@ -4,4 +4,4 @@ _base_ = './hourglass-rpn_r18-w16_8e_demo.py'
 model = dict(
     neck=dict(up_path=False, out_indices=(2, )),
     rpn_head=dict(anchor_generator=dict(
-        strides=[16], level_sizes=[[12, 17, 24, 34, 48, 68]])))
+        strides=[16], base_sizes=[12], scales=[1.0, 17 / 12, 2.0, 34 / 12, 4.0, 68 / 12])))

@@ -143,8 +143,9 @@ class ClassImageIndex:
         """Build the index from an mmdet/mmengine detection dataset.
 
         Reads ``dataset.get_data_info(i)['instances']`` (``bbox_label``,
-        ``multi_labels``, ``ignore_flag``) when available, else
-        ``dataset.get_cat_ids(i)``. ``dataset.metainfo['classes']`` gives the
+        ``multi_labels``, ``ignore_flag``) when the data info has
+        ``instances``, else ``dataset.get_cat_ids(i)`` (as mmdet's
+        ``ClassAwareSampler`` does; e.g. video datasets). ``dataset.metainfo['classes']`` gives the
         number of classes. A dataset too large for a per-image Python loop
         (Open Images) can provide ``get_class_image_pairs()`` returning the
         flat ``(image indices, labels)`` arrays, already following the
@@ -162,11 +163,14 @@ class ClassImageIndex:
             return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
         img_chunks, lab_chunks = [], []
         use_info = hasattr(dataset, 'get_data_info')
+        if not (use_info or hasattr(dataset, 'get_cat_ids')):
+            raise TypeError(f'{type(dataset).__name__} has neither get_data_info() nor '
+                            'get_cat_ids(); class-based samplers need one of them')
         for i in range(num_images):
-            if use_info:
-                info = dataset.get_data_info(i)
+            info = dataset.get_data_info(i) if use_info else None
+            if info is not None and 'instances' in info:
                 labels = []
-                for inst in info.get('instances', ()):
+                for inst in info['instances']:
                     if inst.get('ignore_flag', 0):
                         continue
                     labels.append(inst['bbox_label'])

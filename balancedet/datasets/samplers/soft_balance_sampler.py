@@ -117,9 +117,6 @@ class SoftBalanceSampler(ClassIndexSamplerBase):
                                    self.total_size if self.round_up else self._epoch_length(),
                                    rng)
 
-    def expected_draws(self) -> np.ndarray:
-        """Expected draws of each class per epoch, ``N * P_s*(i)``."""
-        return self._epoch_length() * self.class_probs
 
 
 def sample_soft_balance(index, valid_classes, cdf, size: int,

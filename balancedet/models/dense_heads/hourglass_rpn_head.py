@@ -2,8 +2,11 @@
 
 Li et al., "Do we really need more training data for object localization",
 ICIP 2017. The head runs on every level G^m of the conv-deconv body (eq. 1, see
-``HourglassNeck``) with the anchors split by depth (``DepthSplitAnchorGenerator``)
-and implements:
+``HourglassNeck``) with the anchors split by depth -- small sizes on the
+shallow levels, large ones on the deep levels: mmdet's ``AnchorGenerator`` with
+one ``base_sizes`` entry per level and shared ``scales`` (the paper's
+{16, 32} / {64, 128} / {256, 512} is ``base_sizes=[16, 64, 256], scales=[1, 2]``;
+its 30-anchor set uses ratios {0.15, 0.5, 1, 2, 6.7}) -- and implements:
 
 * eq. 2, the per-level loss: ``L = sum_m [ 1/N^m sum_i L_cls(p_i, p_i*)
   + lambda 1/N^m sum_i p_i* L_reg(t_i, t_i*) ]``, i.e. every level is
@@ -89,13 +92,6 @@ class HourglassRPNHead(RPNHead):
                 "loss_cls, e.g. loss_cls=dict(type='CrossEntropyLoss', "
                 'use_sigmoid=False, loss_weight=1.0)')
         super().__init__(in_channels=in_channels, num_classes=1, **kwargs)
-        counts = self.prior_generator.num_base_priors
-        if len(set(counts)) != 1:
-            raise ValueError(
-                'HourglassRPNHead: every level must have the same number of '
-                f'anchors per location (the conv layers are shared), got '
-                f'{counts}; give each level of anchor_generator.level_sizes the '
-                'same number of sizes')
         check_nms_cfg(self.test_cfg, 'HourglassRPNHead.test_cfg')
         self.per_level_norm = per_level_norm
         self.gray_class = gray_class

@@ -22,15 +22,11 @@ terms under their own names (they make up the total ``loss``), and add
 ``raw_<name>`` (unweighted value) and ``weight_<name>`` (current weight),
 which are not summed into the total.  Names are exact loss keys or
 ``fnmatch`` patterns (``'s*.loss_bbox'``).  Malformed weights or schedules
-raise at build time, and so does a name matching no loss key of the detector:
-the loss keys exist only once the detector has run, so the wrapper probes
-them at build time with one ``loss()`` call on a synthetic 128 x 128 image
-holding one box (eval mode, no gradients, every random state restored, so
-training is unchanged).  A detector that cannot run that probe (e.g. it needs
-masks) is checked on the first training iteration instead, with a warning.
-The wrapped model's parameters live under the ``detector.`` prefix of the
-state dict; attributes the wrapper does not define (``roi_head``,
-``with_rpn`` ...) are forwarded to the detector.
+raise at build time. A name matching no loss key of the detector raises on
+the first ``loss()`` call, before the first optimizer step (the loss keys
+exist only once the detector has run). The wrapped model's parameters live
+under the ``detector.`` prefix of the state dict; attributes the wrapper does
+not define (``roi_head``, ``with_rpn`` ...) are forwarded to the detector.
 
 Example::
 
@@ -45,21 +41,17 @@ Example::
 from __future__ import annotations
 
 import fnmatch
-import math
-import random
-import warnings
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from mmengine.utils import is_list_of
 from torch import Tensor
+
+from balancedet.utils import check_choice, check_number
 
 RAW_PREFIX = 'raw_'
 WEIGHT_PREFIX = 'weight_'
@@ -97,8 +89,8 @@ class LossWeightSchedule:
                 if not isinstance(p, (list, tuple)) or len(p) != 2:
                     raise ValueError(f'WeightedLossDetector: schedule point {p!r} of '
                                      f'{name!r} must be a pair (t, weight)')
-                ts.append(self._number(p[0], 't', allow_zero=True))
-                ws.append(self._number(p[1], 'weight', allow_zero=True))
+                ts.append(self._number(p[0], 't'))
+                ws.append(self._number(p[1], 'weight'))
             if any(ts[i + 1] <= ts[i] for i in range(len(ts) - 1)):
                 raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs '
                                  f'strictly increasing t, got {ts}')
@@ -106,28 +98,18 @@ class LossWeightSchedule:
             if not isinstance(self.by_epoch, bool):
                 raise TypeError(f'WeightedLossDetector: `by_epoch` of {name!r} must be a '
                                 f'bool, got {self.by_epoch!r}')
-            self.interpolation = spec.get('interpolation', 'step')
-            if self.interpolation not in _INTERPOLATIONS:
-                raise ValueError(f'WeightedLossDetector: `interpolation` of {name!r} must '
-                                 f'be one of {_INTERPOLATIONS}, got {self.interpolation!r}')
+            self.interpolation = check_choice(
+                spec.get('interpolation', 'step'), f'interpolation of {name!r}',
+                _INTERPOLATIONS, owner='WeightedLossDetector')
             self.ts, self.ws = ts, ws
         else:
             self.by_epoch = True
             self.interpolation = 'step'
-            self.ts, self.ws = [0.], [self._number(spec, 'weight', allow_zero=True)]
+            self.ts, self.ws = [0.], [self._number(spec, 'weight')]
 
-    def _number(self, value, field: str, allow_zero: bool) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f'WeightedLossDetector: {field} of {self.name!r} must be a '
-                            f'number (or a schedule dict), got {value!r}')
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise ValueError(f'WeightedLossDetector: {field} of {self.name!r} must be a '
-                             f'finite number >= 0, got {value!r}')
-        return float(value)
-
-    @property
-    def is_constant(self) -> bool:
-        return len(self.ws) == 1
+    def _number(self, value, field: str) -> float:
+        return check_number(value, f'{field} of {self.name!r}', owner='WeightedLossDetector',
+                            low=0, fix='a weight is a number >= 0 or a schedule dict')
 
     def __call__(self, epoch: int, it: int) -> float:
         t = float(epoch if self.by_epoch else it)
@@ -182,43 +164,6 @@ class WeightedLossDetector(BaseDetector):
         self.data_preprocessor = self.detector.data_preprocessor
         self.loss_weights = schedules
         self._checked_names = False
-        probed = self._probe_loss_names()
-        if probed is not None:
-            self._match(probed)
-
-    def _probe_loss_names(self) -> list[str] | None:
-        """The wrapped detector's loss keys, from one ``loss()`` call on a
-        synthetic image; ``None`` (with a warning) if the detector cannot run
-        it.  Eval mode (no batch-norm statistics updated), no gradients, and
-        the torch / numpy / Python random states are restored afterwards."""
-        det = self.detector
-        sample = DetDataSample(metainfo=dict(img_shape=(128, 128), ori_shape=(128, 128),
-                                             scale_factor=(1., 1.), img_id=0))
-        sample.gt_instances = InstanceData(bboxes=torch.tensor([[16., 24., 80., 104.]]),
-                                           labels=torch.tensor([0]))
-        sample.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4),
-                                                labels=torch.zeros(0, dtype=torch.long))
-        image = torch.full((3, 128, 128), 114, dtype=torch.uint8)
-        image[:, 24:104, 16:80] = 200
-        was_training = det.training
-        np_state, py_state = np.random.get_state(), random.getstate()
-        try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
-                det.eval()
-                data = det.data_preprocessor(dict(inputs=[image], data_samples=[sample]),
-                                             False)
-                losses = det.loss(data['inputs'], data['data_samples'])
-        except Exception as exc:  # noqa: BLE001 - any failure defers the check
-            warnings.warn(f'WeightedLossDetector: could not probe the loss names of '
-                          f'{type(det).__name__} at build time ({type(exc).__name__}: '
-                          f'{exc}); `loss_weights` names are checked on the first '
-                          f'training iteration instead')
-            return None
-        finally:
-            det.train(was_training)
-            np.random.set_state(np_state)
-            random.setstate(py_state)
-        return [k for k in losses if 'loss' in k]
 
     def __getattr__(self, name: str):
         # expose the wrapped detector's heads and flags (roi_head, with_rpn ...)

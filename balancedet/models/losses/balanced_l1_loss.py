@@ -33,17 +33,9 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from balancedet.utils import check_choice, check_number
+
 _REDUCTIONS = ('none', 'mean', 'sum')
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f'BalancedL1LossV2: `{name}` must be a number, got '
-                        f'{type(value).__name__}')
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f'BalancedL1LossV2: `{name}` must be a finite number > 0, '
-                         f'got {value}; e.g. use {name}=1.0')
-    return float(value)
 
 
 def balanced_l1_loss(pred: Tensor,
@@ -95,23 +87,14 @@ class BalancedL1LossV2(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.alpha = _check_positive('alpha', alpha)
-        self.gamma = _check_positive('gamma', gamma)
-        self.beta = _check_positive('beta', beta)
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'BalancedL1LossV2: `reduction` must be one of '
-                             f'{_REDUCTIONS}, got {reduction!r}')
-        if (isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float))
-                or loss_weight < 0):
-            raise ValueError(f'BalancedL1LossV2: `loss_weight` must be a number >= 0, '
-                             f'got {loss_weight!r}')
+        owner = type(self).__name__
+        self.alpha, self.gamma, self.beta = (
+            check_number(v, n, owner=owner, low=0, low_open=True, fix=f'e.g. use {n}=1.0')
+            for n, v in (('alpha', alpha), ('gamma', gamma), ('beta', beta)))
+        check_choice(reduction, 'reduction', _REDUCTIONS, owner=owner)
+        check_number(loss_weight, 'loss_weight', owner=owner, low=0)
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
-
-    @property
-    def b(self) -> float:
-        """The constant ``b`` solving ``alpha * ln(b + 1) = gamma`` (Eq. 9)."""
-        return math.exp(self.gamma / self.alpha) - 1.0
 
     def forward(self,
                 pred: Tensor,
@@ -133,10 +116,15 @@ class BalancedL1LossV2(nn.Module):
         Returns:
             Tensor: The loss.
         """
-        if reduction_override not in (None, ) + _REDUCTIONS:
-            raise ValueError(f'BalancedL1LossV2: `reduction_override` must be None or '
-                             f'one of {_REDUCTIONS}, got {reduction_override!r}')
+        check_choice(reduction_override, 'reduction_override', (None, ) + _REDUCTIONS,
+                     owner='BalancedL1LossV2')
         reduction = reduction_override if reduction_override else self.reduction
+        if pred.shape != target.shape:
+            raise ValueError(f'BalancedL1LossV2: `pred` {tuple(pred.shape)} and `target` '
+                             f'{tuple(target.shape)} must have the same shape')
+        if avg_factor is not None and reduction == 'sum':
+            raise ValueError('BalancedL1LossV2: `avg_factor` cannot be used with reduction '
+                             "'sum' (use 'mean', or drop avg_factor)")
         if target.numel() == 0:
             # keep the graph connected for empty batches
             return pred.sum() * 0

@@ -2,8 +2,8 @@
 # path, HourglassNeck (deconvolution up path, eq. 1 merges, 64 channels) and
 # HourglassRPNHead with anchors split by depth, for 128 px demo images.
 # Demo objects are 12..48 px, so the paper's split {16,32}/{64,128}/{256,512}
-# (x2 per size) is shifted to sizes 12 * sqrt(2)^k on strides 4 / 8 / 16.
-level_sizes = [[12, 17], [24, 34], [48, 68]]
+# (x2 per size) is shifted to sizes {12,17}/{24,34}/{48,68} on strides 4 / 8 / 16:
+# mmdet's AnchorGenerator with one base size per level and the scales shared.
 model = dict(
     type='HourglassRPN',
     data_preprocessor=dict(
@@ -35,9 +35,10 @@ model = dict(
         feat_channels=64,
         per_level_norm=True,
         anchor_generator=dict(
-            type='DepthSplitAnchorGenerator',
+            type='AnchorGenerator',
             strides=[4, 8, 16],
-            level_sizes=level_sizes,
+            base_sizes=[12, 24, 48],
+            scales=[1.0, 17 / 12],
             ratios=[0.5, 1.0, 2.0]),
         bbox_coder=dict(
             type='DeltaXYWHBBoxCoder',
