@@ -15,8 +15,9 @@ on numpy 2. :class:`BalancedLVISDataset` reads the JSON file itself:
 * instances: ``bbox`` (xyxy), ``bbox_label``, ``ignore_flag = 0`` (LVIS has
   no crowd regions), ``mask`` (the polygons / RLE) and ``multi_labels`` (the
   labels annotated on exactly the same box, as in ``BalancedCocoDataset``);
-  boxes narrower or lower than 1 px are dropped as mmdet drops them, with one
-  counted warning per file;
+  boxes follow balancedet's box rule (``box_rules.check_boxes``: a non-finite
+  coordinate is an error; under 1 px, outside the image or ``area <= 0`` is
+  dropped, with one counted warning per file);
 * validation: a COCO file (images with ``file_name`` and none of LVIS's
   ``neg_category_ids`` / ``not_exhaustive_category_ids``), categories without
   ``frequency``, unknown category or image ids raise :class:`DatasetError`
@@ -28,14 +29,14 @@ from __future__ import annotations
 
 import json
 import os.path as osp
-import warnings
 from collections import defaultdict
 
+import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path
 
-from .balanced_coco import DatasetError
+from .box_rules import DatasetError, check_boxes, warn_dropped
 
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
 LVIS_IMAGE_FIELDS = ('neg_category_ids', 'not_exhaustive_category_ids')
@@ -132,20 +133,29 @@ class BalancedLVISDataset(CocoDataset):
                                          for k in range(len(classes))]
         self.cat_ids = [by_name[n]['id'] for n in classes]
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
+        images = {img['id']: img for img in data['images']}
+        anns = [a for a in data['annotations'] if a['category_id'] in self.cat2label]
+        if anns:  # balancedet's box rule (box_rules.check_boxes), as BalancedCocoDataset
+            xywh = np.array([a['bbox'] for a in anns], dtype=np.float64).reshape(-1, 4)
+            sizes = np.array([(images[a['image_id']]['width'], images[a['image_id']]['height'])
+                              for a in anns], dtype=np.float64)
+            keep = check_boxes(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], sizes[:, 0],
+                               sizes[:, 1], source=f'annotation file {self.ann_file!r}',
+                               record_ids=[a['id'] for a in anns])
+            keep &= np.array([a.get('area', 1) > 0 for a in anns])
+            warn_dropped(f'annotation file {self.ann_file!r}',
+                         [a['id'] for a, k in zip(anns, keep) if not k],
+                         'under 1 px, outside their image or with area <= 0')
+            anns = [a for a, k in zip(anns, keep) if k]
         anns_of = defaultdict(list)
-        for ann in data['annotations']:
+        for ann in anns:
             anns_of[ann['image_id']].append(ann)
         self.cat_img_map = defaultdict(list)
-        data_list, dropped = [], []
+        data_list = []
         for img in data['images']:
             instances = []
             for ann in anns_of.get(img['id'], ()):
-                if ann['category_id'] not in self.cat2label:
-                    continue  # a class left out by metainfo.classes
                 x, y, w, h = ann['bbox']
-                if w < 1 or h < 1 or ann.get('area', w * h) <= 0:
-                    dropped.append(ann['id'])
-                    continue
                 instances.append(dict(bbox=[x, y, x + w, y + h], ignore_flag=0,
                                       bbox_label=self.cat2label[ann['category_id']],
                                       mask=ann.get('segmentation')))
@@ -159,9 +169,6 @@ class BalancedLVISDataset(CocoDataset):
                 img_path=osp.join(self.data_prefix.get('img', ''), image_file(img)),
                 img_id=img['id'], width=img['width'], height=img['height'],
                 seg_map_path=None, instances=instances))
-        if dropped:
-            warnings.warn(f'{self.ann_file!r}: {len(dropped)} annotation(s) with a box under '
-                          f'1 px dropped (as mmdet does), e.g. ids {dropped[:5]}', stacklevel=2)
         return data_list
 
 
