@@ -1,8 +1,8 @@
 """BalancedLVISMetric / evaluate_lvis give lvis-api's numbers on numpy 2.
 
-The expected values were computed once with lvis-api 0.5.3 (``LVISEval``, numpy 1.26.4,
-pycocotools 2.0.11) in a throwaway environment on exactly the files that
-:func:`write_fixture` writes (fixed seeds), with::
+The expected values were computed once with lvis-api 0.5.3 (``LVISEval``; numpy 1.23.5,
+as 1.24 removed the ``np.float`` it calls; pycocotools 2.0.11) in a throwaway environment,
+on exactly the files that :func:`write_fixture` writes (fixed seeds), with::
 
     gt = LVIS('gt.json'); dt = LVISResults(gt, 'bbox.json')   # max_dets=300
     e = LVISEval(gt, dt, 'bbox'); e.run(); e.get_results()

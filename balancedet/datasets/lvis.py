@@ -19,9 +19,10 @@ on numpy 2. :class:`BalancedLVISDataset` reads the JSON file itself:
   coordinate is an error; under 1 px, outside the image or ``area <= 0`` is
   dropped, with one counted warning per file);
 * validation: a COCO file (images with ``file_name`` and none of LVIS's
-  ``neg_category_ids`` / ``not_exhaustive_category_ids``), categories without
-  ``frequency``, unknown category or image ids raise :class:`DatasetError`
-  naming the file, the record and the fix.
+  ``neg_category_ids`` / ``not_exhaustive_category_ids``), unknown category or
+  image ids raise :class:`DatasetError` naming the file, the record and the
+  fix (categories without ``frequency`` are refused by the metric, which
+  needs them for APr / APc / APf, not by the dataset).
 
 Registered in ``DATASETS`` as ``BalancedLVISDataset``.
 """
@@ -43,8 +44,9 @@ LVIS_IMAGE_FIELDS = ('neg_category_ids', 'not_exhaustive_category_ids')
 FREQUENCY_GROUPS = ('r', 'c', 'f')
 
 
-def read_lvis_annotations(ann_file, backend_args=None) -> dict:
-    """Load an LVIS v1 file and check what LVIS evaluation and sampling rely on."""
+def read_lvis_annotations(ann_file, backend_args=None, require_frequency=True) -> dict:
+    """Load an LVIS v1 file and check what LVIS evaluation and sampling rely on
+    (``frequency`` of every category only with ``require_frequency``)."""
     if not osp.isfile(ann_file) and '://' not in str(ann_file):
         raise DatasetError(f'annotation file {ann_file!r} does not exist; fix `ann_file` '
                            '(or write a tiny one with `python tools/misc/make_lvis_dataset.py`)')
@@ -70,7 +72,8 @@ def read_lvis_annotations(ann_file, backend_args=None) -> dict:
         if missing:
             raise DatasetError(f'annotation file {ann_file!r}: image {img.get("id", img)!r} '
                                f'lacks field(s) {missing}')
-    check_frequencies(data['categories'], ann_file)
+    if require_frequency:
+        check_frequencies(data['categories'], ann_file)
     cat_ids = {c['id'] for c in data['categories']}
     img_ids = {img['id'] for img in images}
     for ann in data['annotations']:
@@ -114,7 +117,9 @@ class BalancedLVISDataset(CocoDataset):
     METAINFO = dict(classes=None, palette=None)
 
     def load_data_list(self) -> list[dict]:
-        data = read_lvis_annotations(self.ann_file, self.backend_args)
+        # frequency is optional for training (metainfo['frequency'] then holds None); the
+        # metric, which reports APr / APc / APf, requires it
+        data = read_lvis_annotations(self.ann_file, self.backend_args, require_frequency=False)
         cats = sorted(data['categories'], key=lambda c: c['id'])
         names = [c['name'] for c in cats]
         classes = self._metainfo.get('classes')
@@ -127,7 +132,7 @@ class BalancedLVISDataset(CocoDataset):
                 raise DatasetError(f'metainfo classes {unknown[:5]} are not categories of '
                                    f'{self.ann_file!r}; fix `metainfo.classes`')
         by_name = {c['name']: c for c in cats}
-        self._metainfo['frequency'] = [by_name[n]['frequency'] for n in classes]
+        self._metainfo['frequency'] = [by_name[n].get('frequency') for n in classes]
         if self._metainfo.get('palette') is None:
             self._metainfo['palette'] = [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7))
                                          for k in range(len(classes))]

@@ -3,11 +3,12 @@
 Gupta et al., "LVIS: A Dataset for Large Vocabulary Instance Segmentation",
 CVPR 2019, sec. 5 (federated evaluation). mmdet's ``LVISMetric`` imports the
 ``lvis`` package at module load; its only PyPI release (0.5.3) calls
-``np.float``, removed in numpy 2, so on numpy 2 it fails inside
-``LVISEval.accumulate`` (and mmdet raises "Package lvis is not installed" when
-the import itself fails). This module computes the same numbers as lvis-api's
-``LVISEval`` (tested against values computed with lvis-api 0.5.3 on numpy
-1.26), with pycocotools only for IoUs, and no patching of numpy.
+``np.float`` (removed in numpy 1.24), so on numpy 2 it fails with an
+``AttributeError`` inside ``LVISEval.accumulate``, and without the package
+mmdet's metric refuses to build ("Package lvis is not installed"). This
+module computes the same numbers as lvis-api's ``LVISEval`` (tested against
+values computed with lvis-api 0.5.3 on numpy 1.23.5), with pycocotools only
+for IoUs, and no patching of numpy.
 
 The federated protocol, per image ``I`` and category ``c``:
 
