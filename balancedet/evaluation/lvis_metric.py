@@ -164,7 +164,8 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
         else:
             ious = np.zeros((len(d), len(g)))
         not_exhaustive = cat_id in set(images[img_id]['not_exhaustive_category_ids'])
-        gt_area = np.array([x['area'] for x in g], dtype=np.float64)
+        gt_area = np.array([x.get('area', x['bbox'][2] * x['bbox'][3]) for x in g],
+                           dtype=np.float64)
         dt_area = np.array([x['area'] for x in d], dtype=np.float64)
         scores = np.array([x['score'] for x in d], dtype=np.float64)
         for a, (_, (lo, hi)) in enumerate(AREA_RANGES):
