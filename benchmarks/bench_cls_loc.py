@@ -87,7 +87,7 @@ def bench_ssd_step(reps):
         samples.append(ds)
     x = torch.rand(8, 3, 128, 128)
     models = {}
-    for name in ('ssd7_8e_demo-cls-loc', 'ssd_resdropnet-w25_8e_demo-cls-loc'):
+    for name in ('ssd_ssd7net_8e_demo-cls-loc', 'ssd_resdropnet-w25_8e_demo-cls-loc'):
         cfg = Config.fromfile(str(REPO / f'configs/ssd_cls_loc/{name}.py'))
         models[name] = MODELS.build(cfg.model)
         models[name].train()

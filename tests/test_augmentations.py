@@ -169,7 +169,7 @@ def test_augmentation_suite_pipeline_from_config():
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')  # as the runner does: RandomApply builds its children
-    cfg = Config.fromfile(str(REPO / 'configs/ssd_cls_loc/ssd7_augsuite_8e_demo-cls-loc.py'))
+    cfg = Config.fromfile(str(REPO / 'configs/ssd_cls_loc/ssd_ssd7net_augsuite_8e_demo-cls-loc.py'))
     pipeline = cfg.train_dataloader.dataset.pipeline
     types = [t['type'] for t in pipeline]
     types += [t['type'] for step in pipeline for t in step.get('transforms', [])]

@@ -72,16 +72,22 @@ def test_agrees_with_mmdet_at_beta_one(reduction):
             ref(pred, target, reduction_override=reduction, **kwargs), rtol=1e-5, atol=1e-6)
 
 
-def test_mmdet_gradient_deviates_when_beta_not_one():
-    """Documents the improvement: mmdet's loss violates Eq. 7 for beta != 1."""
-    beta, alpha, gamma = 0.1, 0.5, 1.5
+def _eq7_case(beta=0.1, alpha=0.5, gamma=1.5):
     b = math.exp(gamma / alpha) - 1
     x = torch.tensor([beta / 4], dtype=torch.float64)
-    eq7 = alpha * math.log(b * x.item() / beta + 1)
-    ours = _grad_of_abs_diff(BalancedL1LossV2(alpha=alpha, gamma=gamma, beta=beta), x)
-    ref = _grad_of_abs_diff(BalancedL1Loss(alpha=alpha, gamma=gamma, beta=beta), x)
-    assert ours.item() == pytest.approx(eq7, rel=1e-9)
-    assert abs(ref.item() - eq7) > 0.5
+    return dict(alpha=alpha, gamma=gamma, beta=beta), x, alpha * math.log(b * x.item() / beta + 1)
+
+
+def test_gradient_follows_eq7_when_beta_not_one():
+    kw, x, eq7 = _eq7_case()
+    assert _grad_of_abs_diff(BalancedL1LossV2(**kw), x).item() == pytest.approx(eq7, rel=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="mmdet 3.3's BalancedL1Loss gradient violates Eq. 7 for "
+                   'beta != 1 (BalancedL1LossV2 follows it); XPASS = mmdet fixed it')
+def test_mmdet_gradient_follows_eq7_when_beta_not_one():
+    kw, x, eq7 = _eq7_case()
+    assert _grad_of_abs_diff(BalancedL1Loss(**kw), x).item() == pytest.approx(eq7, rel=1e-6)
 
 
 def test_weight_avg_factor_and_reduction_semantics():

@@ -2,14 +2,11 @@
 
 IoU is also checked against mmdet's ``bbox_overlaps`` (independent code).
 """
-import numpy as np
 import pytest
 import torch
 from mmdet.registry import METRICS
-from mmdet.structures.bbox import bbox_overlaps
 
 import balancedet  # noqa: F401
-from balancedet.evaluation.cls_loc_metric import box_iou
 
 GT_BOX = [10., 10., 50., 50.]
 
@@ -88,14 +85,6 @@ def test_images_without_gt_are_skipped():
     res = evaluate(samples, topk=(1, ))
     assert res['cls_loc/num_images'] == 1 and res['cls_loc/num_skipped'] == 1
     assert res['cls_loc/top1_loc_err'] == 0.0
-
-
-def test_box_iou_matches_mmdet():
-    rng = np.random.default_rng(0)
-    xy = rng.uniform(0, 100, (50, 2))
-    boxes = np.concatenate([xy, xy + rng.uniform(1, 40, (50, 2))], 1)
-    ref = bbox_overlaps(torch.tensor(boxes[:1]), torch.tensor(boxes)).numpy()[0]
-    np.testing.assert_allclose(box_iou(boxes[0], boxes), ref, rtol=1e-6, atol=1e-9)
 
 
 def test_k_larger_than_classes():

@@ -46,7 +46,7 @@ def _last_val(work_dir):
 
 @pytest.mark.parametrize('config, detector', [
     ('ssd_resdropnet-w25_augsuite_8e_demo-cls-loc.py', True),
-    ('resdropnet-w25_cls_8e_demo-cls-loc.py', False),
+    ('resdrop-classifier_resdropnet-w25_8e_demo-cls-loc.py', False),
 ])
 def test_config_trains_and_reports_cls_loc(cls_loc_root, tmp_path, config, detector):
     run_tool([PYTHON, 'tools/train.py', f'configs/ssd_cls_loc/{config}', '--cfg-options',

@@ -1,8 +1,9 @@
-"""Two real processes (torchrun, gloo on CPU) through tools/train.py's entry point."""
+"""Two real processes (torchrun, gloo on CPU) through tools/dist_train.sh."""
 import json
+import os
 
 import pytest
-from conftest import BASELINE, PYTHON, run_tool, tiny_train_options
+from conftest import BASELINE, run_tool, tiny_train_options
 
 pytestmark = pytest.mark.slow
 
@@ -16,8 +17,10 @@ def test_two_process_training_agrees(demo_data_root, tmp_path):
     work = tmp_path / 'work'
     opts = tiny_train_options(demo_data_root, work, **{'train_cfg.max_epochs': 1,
                                                        'train_cfg.val_interval': 100})
-    run_tool([PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29611',
-              'tools/train.py', str(cfg), '--launcher', 'pytorch', '--cfg-options', *opts])
+    # the README's launcher, without an activated environment (no torchrun on PATH)
+    path = ':'.join(p for p in os.environ.get('PATH', '').split(':') if '.venv' not in p)
+    run_tool(['bash', 'tools/dist_train.sh', str(cfg), '2', '--cfg-options', *opts],
+             env_extra={'PORT': '29611', 'PATH': path})
     ranks = [json.loads((work / f'rank{r}.json').read_text()) for r in (0, 1)]
     assert [r['rank'] for r in ranks] == [0, 1]
     assert all(r['world_size'] == 2 and r['backend'] == 'gloo' for r in ranks)

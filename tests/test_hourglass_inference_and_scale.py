@@ -92,9 +92,9 @@ def test_multi_scale_merge_matches_reference():
     (dict(test_scales=[]), ValueError, 'test_scales is empty'),
     (dict(test_scales=[128, -1]), ValueError, 'test_scales'),
     (dict(inter_scale_nms=dict(type='nms', iou_threshold=0.0)), ValueError,
-     r'inter_scale.nms.iou_threshold must be in \(0, 1\]'),
+     r'inter_scale: .nms.iou_threshold. must be a number in \(0, 1\]'),
     (dict(inter_scale_nms=dict(type='nms', iou_threshold=1.2)), ValueError,
-     r'iou_threshold must be in \(0, 1\]'),
+     r'iou_threshold. must be a number in \(0, 1\]'),
     (dict(test_scale_mode='long_side'), ValueError, 'test_scale_mode'),
     (dict(max_per_img=0), ValueError, 'max_per_img'),
 ])
@@ -115,7 +115,7 @@ def test_detector_levels_must_match_anchor_levels():
 def test_detector_bad_inner_nms():
     cfg = Config.fromfile(BASE).model
     cfg.test_cfg.rpn.nms.iou_threshold = 2.0
-    with pytest.raises(ValueError, match=r'iou_threshold must be in \(0, 1\]'):
+    with pytest.raises(ValueError, match=r'iou_threshold. must be a number in \(0, 1\]'):
         MODELS.build(cfg)
 
 

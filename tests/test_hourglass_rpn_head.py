@@ -216,7 +216,7 @@ def test_bad_configs():
     for thr in (0.0, 1.5, -0.2):
         cfg = head_cfg()
         cfg['test_cfg']['nms']['iou_threshold'] = thr
-        with pytest.raises(ValueError, match=r'iou_threshold must be in \(0, 1\]'):
+        with pytest.raises(ValueError, match=r'iou_threshold. must be a number in \(0, 1\]'):
             MODELS.build(cfg)
     from mmdet.registry import TASK_UTILS
     with pytest.raises(ValueError, match='gray_iou_range'):

@@ -82,11 +82,16 @@ def test_matches_brute_force_and_mmdet(seed):
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-def test_mmdet_eval_recalls_breaks_on_ragged_but_ours_does_not():
+def test_ragged_inputs():
     gts, props = _make_case(3)
-    with pytest.raises(ValueError):
-        mmdet_recall.eval_recalls(gts, props, [10], 0.5)
     assert proposal_recalls(gts, props, [10], [0.5]).shape == (1, 1)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="mmdet 3.3's eval_recalls fails on "
+                   'ragged per-image inputs under numpy 2; XPASS = mmdet fixed it')
+def test_mmdet_eval_recalls_on_ragged_inputs():
+    gts, props = _make_case(3)
+    mmdet_recall.eval_recalls(gts, props, [10], 0.5)
 
 
 def test_scores_rank_proposals():

@@ -107,7 +107,7 @@ def test_effective_number_weights_formula():
     np.testing.assert_allclose(effective_number_weights(counts, 1 - 1e-9), inv * 4 / inv.sum(),
                                rtol=1e-4)
     assert effective_number_weights(counts, 0.9, background_weight=1.0)[-1] == 1.0
-    with pytest.raises(ValueError, match=r'beta must lie in \[0, 1\)'):
+    with pytest.raises(ValueError, match=r'beta. must be a number in \[0, 1\)'):
         effective_number_weights(counts, 1.0)
     with pytest.raises(ValueError, match='classes \\[1\\] have no training sample'):
         effective_number_weights([3, 0], 0.9)

@@ -111,16 +111,3 @@ def test_repeat_factor_peer_uses_post_filter_indices(demo_root):
         expected[imgs] = np.maximum(expected[imgs], r_cls[c])
     got = np.bincount(np.asarray(wrapper.repeat_indices), minlength=len(inner))
     assert got.tolist() == [math.ceil(r) for r in expected]
-
-
-def test_package_import_registers_everything():
-    """The package __init__ files import the samplers, the hook and the analysis helpers.
-
-    (So `custom_imports=['balancedet']` alone registers them.)"""
-    import balancedet.analysis as analysis
-    import balancedet.datasets.samplers as samplers
-    import balancedet.engine as engine
-    assert samplers.SoftBalanceSampler is SoftBalanceSampler
-    assert samplers.ICIPStrategySampler is ICIPStrategySampler
-    assert engine.HybridScheduleHook.__name__ == 'HybridScheduleHook'
-    assert callable(analysis.sampling_stats) and callable(analysis.effective_number_weights)

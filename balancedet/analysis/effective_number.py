@@ -19,15 +19,18 @@ entries, the last one (background) is ``background_weight``.
 training split, read from a COCO file or a built dataset, after the
 dataset's own filtering when a dataset is given.
 """
-import json
 import math
 
 import numpy as np
 
+from balancedet.datasets.balanced_coco import category_labels, read_coco_annotations
+from balancedet.utils import check_number
+
 
 def effective_number(counts, beta):
     """``E_n = (1 - beta^n) / (1 - beta)`` element-wise (``n`` for beta -> 1)."""
-    beta = _check_beta(beta)
+    beta = check_number(beta, 'beta', low=0, high=1, high_open=True,
+                        fix='0.9, 0.99, 0.999, 0.9999 in the paper')
     counts = np.asarray(counts, dtype=np.float64)
     if beta == 0:
         return np.where(counts > 0, 1.0, 0.0)
@@ -66,24 +69,10 @@ def instance_counts_from_coco(ann_file, classes=None):
     ``classes`` (names, label order) defaults to all categories by id.
     Returns ``(classes, counts)``.
     """
-    with open(ann_file) as f:
-        coco = json.load(f)
-    cats = sorted(coco['categories'], key=lambda c: c['id'])
-    if classes is None:
-        classes = [c['name'] for c in cats]
-    name2label = {name: i for i, name in enumerate(classes)}
-    id2label = {c['id']: name2label[c['name']] for c in cats if c['name'] in name2label}
+    coco = read_coco_annotations(ann_file)
+    classes, id2label = category_labels(coco['categories'], classes)
     counts = np.zeros(len(classes), dtype=np.int64)
     for ann in coco['annotations']:
         if not ann.get('iscrowd', 0) and ann['category_id'] in id2label:
             counts[id2label[ann['category_id']]] += 1
     return list(classes), counts
-
-
-def _check_beta(beta):
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f'beta must be a float in [0, 1), got {beta!r}')
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f'beta must lie in [0, 1) (0.9, 0.99, 0.999, 0.9999 in the paper), '
-                         f'got {beta}')
-    return float(beta)

@@ -32,7 +32,8 @@ from mmengine.fileio import get_local_path
 
 from .box_rules import DatasetError, check_boxes, warn_dropped
 
-__all__ = ['BalancedCocoDataset', 'DatasetError', 'category_parents', 'read_coco_annotations']
+__all__ = ['BalancedCocoDataset', 'DatasetError', 'category_labels', 'category_parents',
+           'read_coco_annotations']
 
 
 _IMAGE_FIELDS = ('id', 'file_name', 'width', 'height')
@@ -152,6 +153,20 @@ def read_coco_annotations(ann_file, backend_args=None):
     return coco
 
 
+def category_labels(categories, classes=None):
+    """The category -> label rule: ``(classes, {category id: label})``.
+
+    ``classes`` (names in label order) defaults to every category name in
+    category-id order; a category whose name is not in ``classes`` gets no
+    label. Every COCO reader of balancedet maps categories through this.
+    """
+    cats = sorted(categories, key=lambda c: c['id'])
+    if classes is None:
+        classes = tuple(c['name'] for c in cats)
+    index = {name: i for i, name in enumerate(classes)}
+    return tuple(classes), {c['id']: index[c['name']] for c in cats if c['name'] in index}
+
+
 def category_parents(categories, classes):
     """Map child class index -> parent class index from COCO ``supercategory``.
 
@@ -196,16 +211,14 @@ class BalancedCocoDataset(CocoDataset):
 
     def load_data_list(self):
         coco = read_coco_annotations(self.ann_file, self.backend_args)
-        names = [c['name'] for c in sorted(coco['categories'], key=lambda c: c['id'])]
+        names = category_labels(coco['categories'])[0]
         classes = self._metainfo.get('classes')
         if classes is None:
-            classes = tuple(names)
-            self._metainfo['classes'] = classes
-        else:
-            unknown = [c for c in classes if c not in names]
-            if unknown:
-                raise DatasetError(f'metainfo classes {unknown} are not categories of '
-                                   f'{self.ann_file!r} (it has {names}); fix `metainfo.classes`')
+            classes = self._metainfo['classes'] = names
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise DatasetError(f'metainfo classes {unknown} are not categories of '
+                               f'{self.ann_file!r} (it has {list(names)}); fix `metainfo.classes`')
         if self._metainfo.get('palette') is None:
             self._metainfo['palette'] = [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7))
                                          for k in range(len(classes))]

@@ -20,6 +20,9 @@ schedule. :class:`HybridScheduleHook` does this inside one run:
   saved before it switches at ``switch_epoch`` as usual.
 
 Only epoch-based training loops are supported (checked before training).
+The loop's ``max_iters`` (used for the ETA in the logs) stays the phase-1
+figure when a phase-2 epoch has another length; the epoch count is exact.
+The hook uses only mmengine's public API, as mmyolo's mode-switch hooks do.
 """
 from __future__ import annotations
 
@@ -100,7 +103,7 @@ class HybridScheduleHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('meta', {}).get(_META_KEY)
-        if not getattr(runner, '_resume', False) or not state or not state.get('switched'):
+        if not runner.cfg.get('resume', False) or not state or not state.get('switched'):
             return
         # Resuming inside phase 2. The runner restores optimizer and scheduler
         # states right after this hook, into the objects we install here.
@@ -110,27 +113,19 @@ class HybridScheduleHook(Hook):
     # -- the switch ------------------------------------------------------------
     def _switch(self, runner, restart_lr: bool, epoch: int, it: int) -> None:
         loop = runner.train_loop
-        old = loop.dataloader
         base_cfg = runner.cfg.get('train_dataloader')
-        if not isinstance(base_cfg, dict):
-            base_cfg = getattr(runner, '_train_dataloader', None)
         if not isinstance(base_cfg, dict):
             raise TypeError('HybridScheduleHook rebuilds the train dataloader from its config; '
                             'build the runner from a config with a train_dataloader dict')
         loader_cfg = copy.deepcopy({k: v for k, v in base_cfg.items() if k != 'dataset'})
-        loader_cfg['dataset'] = old.dataset
+        loader_cfg['dataset'] = loop.dataloader.dataset
         loader_cfg['sampler'] = copy.deepcopy(self.sampler_cfg)
         new = runner.build_dataloader(
             loader_cfg, seed=runner.seed,
-            diff_rank_seed=runner._randomness_cfg.get('diff_rank_seed', False))
-        sampler = getattr(new, 'sampler', None)
-        if hasattr(sampler, 'set_epoch'):
-            sampler.set_epoch(epoch)
-        iterator = getattr(old, '_iterator', None)
-        if iterator is not None and hasattr(iterator, '_shutdown_workers'):
-            iterator._shutdown_workers()
+            diff_rank_seed=runner.cfg.get('randomness', {}).get('diff_rank_seed', False))
+        if hasattr(new.sampler, 'set_epoch'):
+            new.sampler.set_epoch(epoch)
         loop.dataloader = new
-        loop._max_iters = it + (loop.max_epochs - epoch) * len(new)
 
         msg = (f'HybridScheduleHook: phase 2 from epoch {epoch} (iter {it}): sampler '
                f'{self.sampler_cfg}, {len(new)} iterations per epoch')

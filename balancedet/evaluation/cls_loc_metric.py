@@ -26,6 +26,7 @@ image without gt boxes is skipped (and counted in ``num_skipped``).
 from collections.abc import Sequence
 
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
@@ -35,20 +36,6 @@ def _to_numpy(x):
     if hasattr(x, 'detach'):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def box_iou(box, boxes):
-    """IoU of one ``xyxy`` box with an ``(n, 4)`` array of boxes (no +1)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    box = np.asarray(box, dtype=np.float64)
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    area = max(box[2] - box[0], 0) * max(box[3] - box[1], 0)
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
-                                                                  None)
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def rank_guesses(bboxes, scores, labels, max_k):
@@ -148,7 +135,8 @@ class CLSLocMetric(BaseMetric):
             if box is None or c not in true:
                 loc_ok.append(False)
             else:
-                ious = box_iou(box, result['gt_boxes'][result['gt_labels'] == c])
+                ious = bbox_overlaps(np.asarray(box, dtype=np.float64)[None],
+                                     result['gt_boxes'][result['gt_labels'] == c])[0]
                 loc_ok.append(bool((ious >= self.iou_thr).any()))
         out = {}
         for k in self.topk:

@@ -1,1 +1,1 @@
-from . import backbones, dense_heads, detectors, losses, necks, roi_heads, task_modules  # noqa: F401
+from . import backbones, classifiers, dense_heads, detectors, losses, necks, roi_heads, task_modules  # noqa: F401

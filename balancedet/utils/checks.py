@@ -28,12 +28,14 @@ def check_number(value, name: str, *, owner: str = '', integer: bool = False,
     if value is None and allow_none:
         return None
     kind = 'an int' if integer else 'a number'
-    bounds = []
-    if low is not None:
-        bounds.append(f'{">" if low_open else ">="} {low}')
-    if high is not None:
-        bounds.append(f'{"<" if high_open else "<="} {high}')
-    wanted = f'{kind}{" " + " and ".join(bounds) if bounds else ""}'
+    if low is not None and high is not None:
+        wanted = f'{kind} in {"(" if low_open else "["}{low}, {high}{")" if high_open else "]"}'
+    elif low is not None:
+        wanted = f'{kind} {">" if low_open else ">="} {low}'
+    elif high is not None:
+        wanted = f'{kind} {"<" if high_open else "<="} {high}'
+    else:
+        wanted = kind
     hint = f'; {fix}' if fix else ''
     number_type = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, number_type):
@@ -59,3 +61,15 @@ def check_choice(value, name: str, choices, *, owner: str = ''):
     if value not in tuple(choices):
         raise ValueError(f'{_where(owner, name)} must be one of {tuple(choices)}, got {value!r}')
     return value
+
+
+def check_nms_cfg(cfg, where: str) -> None:
+    """An ``nms`` entry of ``cfg`` (if any) needs an IoU threshold in (0, 1]."""
+    nms = cfg.get('nms') if hasattr(cfg, 'get') else None
+    if nms is None:
+        return
+    thr = nms.get('iou_threshold', nms.get('iou_thr'))
+    if thr is None:
+        raise ValueError(f"{where}.nms needs iou_threshold, e.g. nms=dict(type='nms', "
+                         'iou_threshold=0.7)')
+    check_number(thr, 'nms.iou_threshold', owner=where, low=0, low_open=True, high=1)

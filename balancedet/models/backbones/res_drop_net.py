@@ -15,7 +15,7 @@ time by 1 / (1 - p)).
 ``widen_factor`` scales every width (for CPU-sized experiments); the stage
 outputs named by ``out_indices`` are returned, e.g. to an ``SSDNeck`` that adds
 SSD's extra layers (Liu et al., "SSD: Single Shot MultiBox Detector", ECCV
-2016), or to :class:`~balancedet.models.backbones.ResDropClassifier`.
+2016), or to :class:`~balancedet.models.classifiers.res_drop_classifier.ResDropClassifier`.
 """
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_norm_layer

@@ -37,24 +37,9 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from balancedet.utils import check_nms_cfg
+
 GRAY_LABEL = 1
-
-
-def check_nms_cfg(cfg, where: str) -> None:
-    """Raise a clear error for an NMS IoU threshold outside (0, 1]."""
-    if cfg is None:
-        return
-    nms = cfg.get('nms', None) if hasattr(cfg, 'get') else None
-    if nms is None:
-        return
-    thr = nms.get('iou_threshold', nms.get('iou_thr', None))
-    if thr is None:
-        raise ValueError(f'{where}.nms needs iou_threshold, e.g. '
-                         "nms=dict(type='nms', iou_threshold=0.7)")
-    if isinstance(thr, bool) or not isinstance(thr, (int, float)) \
-            or not 0 < thr <= 1:
-        raise ValueError(f'{where}.nms.iou_threshold must be in (0, 1], got '
-                         f'{thr!r}')
 
 
 @MODELS.register_module()
@@ -177,7 +162,6 @@ class HourglassRPNHead(RPNHead):
                                 rescale: bool = False,
                                 with_nms: bool = True) -> InstanceData:
         cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        check_nms_cfg(cfg, 'HourglassRPNHead test/proposal cfg')
         nms_pre = cfg.get('nms_pre', -1)
         score_thr = cfg.get('score_thr', 0.0)
         reg_dim = self.bbox_coder.encode_size

@@ -24,7 +24,7 @@ from mmdet.structures import DetDataSample, SampleList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..dense_heads.hourglass_rpn_head import check_nms_cfg
+from balancedet.utils import check_choice, check_nms_cfg, check_number, check_numbers
 
 _MODES = ('short_side', 'factor')
 
@@ -55,28 +55,20 @@ class HourglassRPN(RPN):
                  max_per_img: int = 1000,
                  size_divisor: int = 32,
                  **kwargs) -> None:
-        if test_scale_mode not in _MODES:
-            raise ValueError(f'HourglassRPN: test_scale_mode must be one of '
-                             f'{_MODES}, got {test_scale_mode!r}')
+        check_choice(test_scale_mode, 'test_scale_mode', _MODES, owner='HourglassRPN')
         if test_scales is not None:
             if isinstance(test_scales, (int, float)):
                 test_scales = [test_scales]
-            test_scales = list(test_scales)
-            if not test_scales:
+            if isinstance(test_scales, (list, tuple)) and not test_scales:
                 raise ValueError('HourglassRPN: test_scales is empty; give at '
                                  'least one scale, or None for single scale')
-            for s in test_scales:
-                if isinstance(s, bool) or not isinstance(
-                        s, (int, float)) or s <= 0:
-                    raise ValueError('HourglassRPN: test_scales must be positive '
-                                     f'numbers, got {test_scales!r}')
+            test_scales = check_numbers(test_scales, 'test_scales', owner='HourglassRPN',
+                                        low=0, low_open=True)
         if not isinstance(inter_scale_nms, dict):
             raise TypeError('HourglassRPN: inter_scale_nms must be a dict like '
                             "dict(type='nms', iou_threshold=0.5)")
         check_nms_cfg(dict(nms=inter_scale_nms), 'HourglassRPN.inter_scale')
-        if not isinstance(max_per_img, int) or max_per_img <= 0:
-            raise ValueError('HourglassRPN: max_per_img must be a positive int, '
-                             f'got {max_per_img!r}')
+        check_number(max_per_img, 'max_per_img', owner='HourglassRPN', integer=True, low=1)
         super().__init__(*args, **kwargs)
         check_nms_cfg(self.test_cfg.get('rpn') if self.test_cfg else None,
                       'HourglassRPN.test_cfg.rpn')

@@ -225,7 +225,8 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
 
 def _exact_prob(p, p_lab, rows, cols, e, multi_hot, r_idx, r_val):
     """Pairs ``e`` whose ``T - sum r p`` cancels: ``D = sum_j W_j p_nj`` summed
-    directly (non-negative terms).  Returns ``W p`` (unnormalised) and ``D``."""
+    directly (non-negative terms).  Returns ``W p / D`` (the pairs' gradient
+    rows) and ``D``."""
     c1 = p.size(1)
     r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)
     q = p.index_select(0, r_e)
@@ -238,25 +239,28 @@ def _exact_prob(p, p_lab, rows, cols, e, multi_hot, r_idx, r_val):
     nz = (base[:, None] + r_idx.index_select(0, c_e)).view(-1)
     q_flat.index_copy_(0, nz, q_flat.index_select(0, nz).mul_(
         1.0 - r_val.index_select(0, c_e).view(-1)))
-    return q, q.sum(dim=1)
-
-
-def _exact_log(logits, rows, cols, e, multi_hot, rc):
-    """Pairs ``e`` whose ``p_ni`` underflows: eq. 3 as a weighted log-sum-exp
-    of the logits with their own max.  Returns ``W p / D`` and the losses."""
-    r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)
-    w = rc.index_select(0, c_e)
-    if multi_hot is not None:
-        w.masked_fill_(multi_hot.index_select(0, r_e), 0.0)
-    w.scatter_(1, c_e[:, None], 1.0)
-    q = logits.index_select(0, r_e)
-    z_lab = q.gather(1, c_e[:, None])
-    q.masked_fill_(w <= 0, float('-inf'))  # exp(-inf) = 0: no inf * 0
-    m = q.max(dim=1, keepdim=True).values
-    q.sub_(m).exp_().mul_(w)
     den = q.sum(dim=1, keepdim=True)
-    q.div_(den)
-    return q, (m + torch.log(den) - z_lab).view(-1)
+    return q.div_(den), den.view(-1)
+
+
+def _exact_pairs(logits, rows, cols, e, multi_hot, r_idx, r_val):
+    """Pairs ``e`` whose ``p_ni`` underflows: eq. 3 as a weighted log-sum-exp
+    of the box's logits with the pair's own max, exact whatever the magnitudes: terms with weight
+    0 (the box's other labels, ``r_ij = 1``) are set to ``-inf`` before the
+    max, the others are weighted by ``1 - r_ij`` on the row's non-zeros only.
+    Returns ``W p / D`` (the pairs' gradient rows) and their losses."""
+    r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)[:, None]
+    z = logits.index_select(0, r_e)
+    z_lab = z.gather(1, c_e)
+    if multi_hot is not None:
+        z.masked_fill_(multi_hot.index_select(0, r_e), float('-inf')).scatter_(1, c_e, z_lab)
+    idx, val = r_idx.index_select(0, c_e.view(-1)), r_val.index_select(0, c_e.view(-1))
+    z.scatter_(1, idx, z.gather(1, idx).masked_fill_(val >= 1, float('-inf')))
+    m = z.max(dim=1, keepdim=True).values
+    q = z.sub_(m).exp_()
+    q.scatter_(1, idx, q.gather(1, idx).mul_(1.0 - val))
+    den = q.sum(dim=1, keepdim=True)
+    return q.div_(den), (m + torch.log(den) - z_lab).view(-1)
 
 
 class _ConcurrentSoftmaxNLL(torch.autograd.Function):
@@ -274,20 +278,18 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
     with one gather of the row's non-zeros: ``O(K)`` per pair instead of
     ``O(C)``.  Eq. 4's gradient ``sum_pairs (W p / D) - y`` is likewise a
     dense ``p * sum(1/D)`` plus a sparse correction and the label entries.
-    Subtraction loses precision when the subtracted mass is large, so a pair
-    whose sparse term exceeds half of ``T`` (e.g. a confident parent class
-    with ``r = 1`` over a weak leaf) gets ``D`` summed directly over its row
-    (non-negative terms; with one label per box the closed-form backward is
-    then exact as it is, otherwise the pair's gradient comes from that row
-    too), and a pair whose ``p_ni`` underflows is recomputed as a weighted
-    log-sum-exp of its logits with their own max.  ``T`` of a multi-label box
-    whose labels hold more than half the probability is summed directly.
+    Where that is not exact, a pair is recomputed and its gradient row
+    replaces its terms: ``D`` summed directly over the row when the
+    subtracted mass exceeds half of ``T`` (e.g. a confident parent class with
+    ``r = 1`` over a weak leaf), a weighted log-sum-exp of the logits with
+    their own max when ``p_ni`` underflows.  ``T`` of a multi-label box whose
+    labels hold more than half the probability is summed directly.
     The backward builds the gradient in the saved softmax's storage.
     """
 
     @staticmethod
     def forward(ctx, logits: Tensor, rows: Tensor, cols: Tensor, multi_hot: Tensor | None,
-                rc: Tensor, r_idx: Tensor, r_val: Tensor, r_any: Tensor) -> Tensor:
+                r_idx: Tensor, r_val: Tensor, r_any: Tensor) -> Tensor:
         # rows/cols: (box, label) pairs sorted by box; multi_hot: (N, C1) bool,
         # None when every box has one label (then rows = arange(N))
         n, c1 = logits.shape
@@ -308,8 +310,7 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         flat_1d = flat.view(-1)
         if multi_hot is not None:  # (1 - y_j): a box's labels never suppress each other
             val = val.masked_fill(multi_hot.view(-1).index_select(0, flat_1d).view_as(flat), 0.0)
-        pj = p_flat.index_select(0, flat_1d).view_as(flat)
-        rp = pj * val
+        rp = p_flat.index_select(0, flat_1d).view_as(flat).mul_(val)
         sub = rp.sum(dim=1)
         if subset:
             sub = p.new_zeros(rows.numel()).index_copy_(0, sp, sub)
@@ -326,44 +327,31 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
             total = rest.index_select(0, rows) + p_lab
         d = total - sub
         loss = torch.log(d) - torch.log(p_lab)
-        # exact recomputation: in probability space when only the subtraction
-        # is at fault (then D >= p_ni >= 1e-30 is a sum of non-negative
-        # terms), in the log domain when p_ni itself underflows
+        # exact recomputation of the pairs where that is not exact: in
+        # probability space when only the subtraction is at fault (then
+        # D >= p_ni >= 1e-30 is a sum of non-negative terms), in the log domain
+        # when p_ni itself underflows; their gradient rows replace their terms
         underflow = p_lab < 1e-30
-        cancel = ((sub > 0.5 * total) | (d < 1e-30)) & ~underflow
-        parts = []
-        cancel = cancel.nonzero().view(-1)
-        if cancel.numel():
-            q_c, den = _exact_prob(p, p_lab, rows, cols, cancel, multi_hot, r_idx, r_val)
-            loss[cancel] = torch.log(den) - torch.log(p_lab.index_select(0, cancel))
-            if multi_hot is None:
-                # one pair per box: with D exact the standard backward is
-                # exact too, its sparse entries being p_nj (1 - r_ij) / D
-                d[cancel] = den
-            else:  # several pairs: their gradient comes from q
-                d[cancel] = 1.0
-                parts.append((cancel, q_c.div_(den[:, None])))
+        cancel = (((sub > 0.5 * total) | (d < 1e-30)) & ~underflow).nonzero().view(-1)
         under = underflow.nonzero().view(-1)
-        if under.numel():
-            q_u, loss[under] = _exact_log(logits, rows, cols, under, multi_hot, rc)
-            d[under] = 1.0  # unused below: their gradient comes from q
-            parts.append((under, q_u))
-        if len(parts) == 2:
-            exact, q = torch.cat([parts[0][0], parts[1][0]]), torch.cat([parts[0][1], parts[1][1]])
-        elif parts:
-            exact, q = parts[0]
-        else:
-            exact, q = rows.new_zeros(0), p.new_zeros((0, c1))
-        ctx.subset, ctx.single = subset, multi_hot is None
-        if multi_hot is not None:
-            pj = pj.new_zeros(0)  # only the one-label backward reads it
-        ctx.save_for_backward(p, rows, cols, lab, flat, pj, rp, d, exact, q, sp)
+        q_c, d_c = _exact_prob(p, p_lab, rows, cols, cancel, multi_hot, r_idx, r_val)
+        loss[cancel] = torch.log(d_c) - torch.log(p_lab.index_select(0, cancel))
+        if multi_hot is None:
+            # one pair per box: with the exact D the closed-form gradient is
+            # exact too (its sparse entries are p_nj - r_ij p_nj = 0 for r = 1)
+            d[cancel] = d_c
+            cancel, q_c = cancel[:0], q_c[:0]
+        q_u, loss[under] = _exact_pairs(logits, rows, cols, under, multi_hot, r_idx, r_val)
+        exact, q = torch.cat([cancel, under]), torch.cat([q_c, q_u])
+        d[exact] = 1.0  # unused below: their gradient comes from q
+        ctx.subset = subset
+        ctx.save_for_backward(p, rows, cols, lab, flat, rp, d, exact, q, sp)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        p, rows, cols, lab, flat, pj, rp, d, exact, q, sp = ctx.saved_tensors
+        p, rows, cols, lab, flat, rp, d, exact, q, sp = ctx.saved_tensors
         n = p.size(0)
         # eq. 4 per pair: W p_n / D - e_i; summed over the box's pairs
         s = grad_out / d
@@ -376,28 +364,18 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         # through the same graph (retain_graph=True) is refused by autograd's
         # check of the saved tensors' versions instead of silently reusing it.
         grad = p.mul_(coef[:, None])
-        g_flat = grad.view(-1)
         # (1 - r_ij): the non-zeros of r take r_ij p_nj / D off
         s_sp = s.index_select(0, sp) if ctx.subset else s
-        if ctx.single:
-            # one pair per box: the entries are p_nj (1 - r_ij) s, written
-            # directly (different pairs never share an entry, and a row's
-            # padding repeats only its label's entry, which is set below)
-            g_flat.index_copy_(0, flat.view(-1), (pj - rp).mul_(s_sp[:, None]).view(-1))
-        else:
-            g_flat.index_add_(0, flat.view(-1), (rp * -s_sp[:, None]).view(-1))
+        grad.view(-1).index_add_(0, flat.view(-1), (rp * -s_sp[:, None]).view(-1))
         if exact.numel():
             g_e = grad_out.index_select(0, exact)
-            lab_grad[exact] = (q.gather(1, cols.index_select(0, exact)[:, None]).view(-1)
-                               - 1.0) * g_e
-            rows_e, q = rows.index_select(0, exact), q.mul_(g_e[:, None])
-            if ctx.single:  # the box's only pair: its row of grad is still 0
-                grad.index_copy_(0, rows_e, q)
-            else:
-                grad.index_add_(0, rows_e, q)
+            # sigma*_i - 1 = -(sum of the row's other terms): no cancellation
+            lab_grad[exact] = -q.scatter(1, cols.index_select(0, exact)[:, None], 0.0).sum(
+                dim=1).mul_(g_e)
+            grad.index_add_(0, rows.index_select(0, exact), q.mul_(g_e[:, None]))
         # label entries hold only their own pair's term: q_pi - 1
-        g_flat.index_put_((lab, ), lab_grad)
-        return grad, None, None, None, None, None, None, None
+        grad.view(-1).index_put_((lab, ), lab_grad)
+        return grad, None, None, None, None, None, None
 
 
 @MODELS.register_module()
@@ -519,8 +497,8 @@ class ConcurrentSoftmaxLoss(nn.Module):
         # one label per box (always so for (N,) labels): no (1 - y_j) masking
         multi_hot = labels if labels.dim() == 2 and rows.numel() > labels.size(0) else None
         pair_loss = _ConcurrentSoftmaxNLL.apply(
-            logits, rows, cols, multi_hot, self.one_minus_r.to(dev), self.r_idx.to(dev),
-            self.r_val.to(dev), self.r_any.to(dev))
+            logits, rows, cols, multi_hot, self.r_idx.to(dev), self.r_val.to(dev),
+            self.r_any.to(dev))
         if multi_hot is None:
             return pair_loss
         return pair_loss.new_zeros(cls_score.size(0)).index_add(0, rows, pair_loss)

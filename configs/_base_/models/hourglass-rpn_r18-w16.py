@@ -79,3 +79,13 @@ model = dict(
     test_scale_mode='short_side',
     inter_scale_nms=dict(type='nms', iou_threshold=0.5),
     max_per_img=1000)
+
+# Remark (b), dynamic training scale: the training pipeline of the ablations that
+# use it (each image resized so a random gt box falls in the anchors' 12..68 px).
+dynamic_scale_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='DynamicTrainScale', anchor_range=(12, 68), scale_range=(0.5, 2.0), max_side=256),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]

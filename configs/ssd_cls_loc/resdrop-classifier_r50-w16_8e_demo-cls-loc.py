@@ -1,5 +1,5 @@
 # Reference classifier: ResNet-50 (mmdet's, base width 16) with the same head.
-_base_ = './resdropnet-w25_cls_8e_demo-cls-loc.py'
+_base_ = './resdrop-classifier_resdropnet-w25_8e_demo-cls-loc.py'
 
 model = dict(
     backbone=dict(_delete_=True, type='ResNet', depth=50, base_channels=16, out_indices=(3, ),

@@ -1,5 +1,5 @@
 # Short (CPU ablation) version of the hybrid schedule: 2 natural + 1 soft-balance epoch.
-_base_ = './faster-rcnn_r18-w16_fpn_hybrid-sb-lam0p5_6+2e_demo.py'
+_base_ = './faster-rcnn_r18-w16_fpn_hybrid-6e-sb-lam0p5_8e_demo.py'
 
 train_cfg = dict(max_epochs=3, val_interval=3)
 param_scheduler = [
