@@ -85,3 +85,38 @@ def test_row_changes_only_its_technique(cfg_file):
         assert cfg.train_dataloader.dataset.oversample_thr == 1e-3
     else:
         assert changed == set()
+
+
+def _epoch_lrs(scheduler_cfgs, epochs, opt):
+    from mmengine.registry import PARAM_SCHEDULERS
+    schedulers = [PARAM_SCHEDULERS.build(dict(c, optimizer=opt)) for c in scheduler_cfgs
+                  if c.get('by_epoch', True)]
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]['lr'])
+        for s in schedulers:
+            s.step()
+    return lrs
+
+
+@pytest.mark.parametrize('model', ['mask', 'faster'])
+def test_hybrid_keeps_the_1x_learning_rates(model):
+    """Epoch LRs of the hybrid row (phase 1, then the hook's restart) = the 1x schedule's."""
+    import mmengine.optim  # noqa: F401  (registers the schedulers)
+    import torch
+    base = Config.fromfile(lvis(f'{model}-rcnn_r50_fpn_random-ms-1x_lvis-v1.py'))
+    cfg = Config.fromfile(lvis(f'{model}-rcnn_r50_fpn_hybrid-sb-lam0p5_ms-9+3e_lvis-v1.py'))
+    hook = [h for h in cfg.custom_hooks if h['type'] == 'HybridScheduleHook'][0]
+    lr = base.optim_wrapper.optimizer.lr
+
+    def opt():
+        return torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=lr)
+
+    ref = _epoch_lrs(base.param_scheduler, base.train_cfg.max_epochs, opt())
+    o = opt()
+    got = _epoch_lrs(cfg.param_scheduler, hook['switch_epoch'], o)
+    for g in o.param_groups:  # what the hook does at the switch
+        g['lr'] = g['initial_lr']
+    got += _epoch_lrs(hook['param_scheduler'], cfg.train_cfg.max_epochs - hook['switch_epoch'], o)
+    assert got == pytest.approx(ref, rel=1e-9)
+    assert hook['sampler'] == dict(type='SoftBalanceSampler', lam=0.5)

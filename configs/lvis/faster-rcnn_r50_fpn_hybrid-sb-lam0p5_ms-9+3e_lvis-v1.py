@@ -7,6 +7,5 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=9, by_epoch=True, milestones=[8], gamma=0.1)]
 custom_hooks = [dict(type='RNGStateHook'), dict(
     type='HybridScheduleHook', switch_epoch=9, sampler=dict(type='SoftBalanceSampler', lam=0.5),
-    param_scheduler=[
-        dict(type='ConstantLR', factor=0.1, by_epoch=True, begin=0, end=3),
-        dict(type='MultiStepLR', by_epoch=True, begin=0, end=3, milestones=[2], gamma=0.1)])]
+    param_scheduler=[  # 0.1x from the switch (milestone 0), 0.01x for the last epoch
+        dict(type='MultiStepLR', by_epoch=True, begin=0, end=3, milestones=[0, 2], gamma=0.1)])]
