@@ -73,3 +73,26 @@ def test_mmdet_lvis_dataset_needs_the_lvis_package(roots):
     with pytest.raises((ImportError, AttributeError), match='lvis|float'):
         LVISV1Dataset(data_root=root, ann_file='annotations/lvis_v1_train.json',
                       data_prefix=dict(img=''), pipeline=[])
+
+
+def test_generators_write_the_real_layouts(roots):
+    lvis, coco = roots
+    with open(lvis + 'annotations/lvis_v1_val.json') as f:
+        val = json.load(f)
+    cats = val['categories']
+    assert len(cats) == 1203 and [c['id'] for c in cats] == list(range(1, 1204))
+    assert {c['frequency'] for c in cats} == {'r', 'c', 'f'}
+    present = {}
+    for a in val['annotations']:
+        present.setdefault(a['image_id'], set()).add(a['category_id'])
+        assert 'iscrowd' not in a
+    for img in val['images']:
+        assert 'file_name' not in img
+        assert img['coco_url'].startswith('http://images.cocodataset.org/val2017/')
+        assert not set(img['neg_category_ids']) & present.get(img['id'], set())
+        assert set(img['not_exhaustive_category_ids']) <= present.get(img['id'], set())
+    with open(coco + 'annotations/instances_train2017.json') as f:
+        train = json.load(f)
+    ids = [c['id'] for c in train['categories']]
+    assert len(ids) == 80 and ids[-1] == 90 and 12 not in ids
+    assert all(osp.isfile(coco + 'train2017/' + img['file_name']) for img in train['images'])
