@@ -96,9 +96,18 @@ def _pairs(det_key, gt_key):
     return pd, pg, cnt
 
 
+def _expand(labels, ptr, idx):
+    """(row, ancestor) pairs of every label, by row then ancestor (np.nonzero order)."""
+    cnt = ptr[labels + 1] - ptr[labels]
+    total = int(cnt.sum())
+    rows = np.repeat(np.arange(labels.size), cnt)
+    off = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return rows, idx[np.repeat(ptr[labels], cnt) + off]
+
+
 def _first_max(values, pd, cnt, n):
     """Per det: max of its pair values and the pair index of the first maximum (-1 if none)."""
-    vmax = np.full(n, -np.inf, dtype=np.float64)
+    vmax = np.full(n, -np.inf, dtype=np.float32)
     arg = np.full(n, -1, dtype=np.int64)
     if values.size == 0:
         return vmax, arg
@@ -207,21 +216,27 @@ class FastOpenImagesMetric(BaseMetric):
                 f'({num_classes}, {num_classes}) for the {num_classes} classes of '
                 "dataset_meta['classes']")
         rel = rel.astype(bool)
-        self._meta_cache = (key, (num_classes, rel))
-        return num_classes, rel
+        # "ancestors" of each class in CSR form: RELATION_MATRIX row without the diagonal
+        anc = rel & ~np.eye(num_classes, dtype=bool)
+        anc_ptr = np.concatenate([[0], np.cumsum(anc.sum(1))]).astype(np.int64)
+        anc_idx = np.nonzero(anc)[1].astype(np.int64)
+        info = (num_classes, (anc_ptr, anc_idx, rel.diagonal().copy()))
+        self._meta_cache = (key, info)
+        return info
 
     # --------------------------------------------------------------- process
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Expand/filter one batch and store, per image, a float32 gt array ``(n, 6)``
         (box, label, group-of) and a det array ``(m, 6)`` (box, score, label), both sorted
         stably by label (mmdet's per-class order)."""
-        num_classes, rel = self._meta()
+        num_classes, hier = self._meta()
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            self.results.append(self._process_one(sample, num_classes, rel))
+            self.results.append(self._process_one(sample, num_classes, hier))
 
-    def _process_one(self, sample, num_classes, rel):
+    def _process_one(self, sample, num_classes, hier):
+        anc_ptr, anc_idx, diag = hier
         img = sample.get('img_id', sample.get('img_path', '?'))
         if 'instances' not in sample:
             raise OpenImagesMetricError(
@@ -252,9 +267,7 @@ class FastOpenImagesMetric(BaseMetric):
                 f'image {img!r}: instance bbox_label {gt_labels.tolist()} outside the '
                 f'{num_classes} classes of dataset_meta')
         if self.get_supercategory and n:
-            ii, aa = np.nonzero(rel[gt_labels])
-            extra = aa != gt_labels[ii]
-            ii, aa = ii[extra], aa[extra]
+            ii, aa = _expand(gt_labels, anc_ptr, anc_idx)  # mmdet's instance, label order
             gt_boxes = np.concatenate([gt_boxes, gt_boxes[ii]])
             gt_labels = np.concatenate([gt_labels, aa])
             group = np.concatenate([group, group[ii]])
@@ -303,16 +316,19 @@ class FastOpenImagesMetric(BaseMetric):
             pred_classes = np.unique(labels)
             keep = np.ones(labels.size, dtype=bool)
             if self.filter_labels:
-                reach = rel[pred_classes].any(0)
+                # mmdet drops the predictions of every class that some predicted class'
+                # relation-matrix row reaches and that is not annotated on the image
+                reach = np.zeros(num_classes, dtype=bool)
+                reach[pred_classes[diag[pred_classes]]] = True
+                reach[_expand(pred_classes, anc_ptr, anc_idx)[1]] = True
                 keep = ~(reach & ~allowed)[labels]
             parts_l = [labels[keep]]
             parts_i = [np.flatnonzero(keep)]
             if self.get_supercategory:
-                mask = rel[pred_classes] & allowed
-                mask[np.arange(pred_classes.size), pred_classes] = False
-                # copies: (p asc, a asc, i asc) as mmdet appends them
-                row_of = np.searchsorted(pred_classes, labels)
-                ii, aa = np.nonzero(mask[row_of])
+                # copies to annotated ancestors, in mmdet's append order (p, a, i)
+                ii, aa = _expand(labels, anc_ptr, anc_idx)
+                sel = allowed[aa]
+                ii, aa = ii[sel], aa[sel]
                 order = np.lexsort((ii, aa, labels[ii]))
                 parts_l.append(aa[order])
                 parts_i.append(ii[order])
@@ -335,6 +351,9 @@ class FastOpenImagesMetric(BaseMetric):
         return gt, det
 
     # --------------------------------------------------------------- compute
+    #: detection rows evaluated at once (classes are independent; chunks bound the memory)
+    chunk_rows: int = 3_000_000
+
     def compute_metrics(self, results: list) -> dict:
         num_classes, _ = self._meta()
         classes = list(self.dataset_meta['classes'])
@@ -350,87 +369,54 @@ class FastOpenImagesMetric(BaseMetric):
         D = np.concatenate(dets).astype(base_dtype, copy=False) if det_n.sum() \
             else np.zeros((0, 6), base_dtype)
         del gts, dets
-        g_img = np.repeat(np.arange(num_imgs, dtype=np.int64), gt_n)
-        d_img = np.repeat(np.arange(num_imgs, dtype=np.int64), det_n)
-        g_lab = G[:, 4].astype(np.int64)
-        d_lab = D[:, 5].astype(np.int64)
-        # (class, image) segment keys; per-image arrays are label-sorted, so a stable sort by
-        # label gives (class, image, mmdet order within the image)
-        g_key = g_lab * num_imgs + g_img
-        d_key = d_lab * num_imgs + d_img
+        g_img = np.repeat(np.arange(num_imgs, dtype=np.int32), gt_n)
+        d_img = np.repeat(np.arange(num_imgs, dtype=np.int32), det_n)
+        # per-image arrays are label-sorted, so a stable sort by label gives
+        # (class, image, mmdet order within the image)
+        g_lab = G[:, 4].astype(np.int32)
         go = np.argsort(g_lab, kind='stable')
+        g_bounds = np.searchsorted(g_lab[go], np.arange(num_classes + 1))
+        del g_lab
+        d_lab = D[:, 5].astype(np.int32)
         do = np.argsort(d_lab, kind='stable')
-        g_key, gbox, g_group = g_key[go], G[go, :4], G[go, 5] > 0
-        d_key, dbox, dscore = d_key[do], D[do, :4], D[do, 4]
-        del G, D, g_img, d_img, go, do
-        g_lab = g_key // num_imgs
-        d_lab = d_key // num_imgs
-
-        # greedy order inside each (class, image) segment: descending score like mmdet's
-        # np.argsort(-scores); segments with tied scores use np.argsort itself
-        greedy = np.lexsort((-dscore, d_key))
-        ks, ss = d_key[greedy], dscore[greedy]
-        tie = (ks[1:] == ks[:-1]) & (ss[1:] == ss[:-1])
-        if tie.any():
-            seg_start = np.searchsorted(d_key, np.unique(ks[1:][tie]), 'left')
-            seg_end = np.searchsorted(d_key, d_key[seg_start], 'right')
-            for s, e in zip(seg_start.tolist(), seg_end.tolist()):
-                greedy[s:e] = s + np.argsort(-dscore[s:e])
-        del ks, ss, tie
-        rank = np.empty_like(greedy)
-        rank[greedy] = np.arange(greedy.size)
-
-        if self.use_group_of:
-            ng, gg = ~g_group, g_group
-        else:
-            ng, gg = np.ones(g_key.size, bool), np.zeros(g_key.size, bool)
-        ng_key, ng_box = g_key[ng], gbox[ng]
-        gg_key, gg_box = g_key[gg], gbox[gg]
-        ng_idx = np.flatnonzero(ng)
-        gg_idx = np.flatnonzero(gg)
-        gt_area = (gbox[:, 2] - gbox[:, 0]) * (gbox[:, 3] - gbox[:, 1])
-        det_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
-
-        pd, pg, cnt = _pairs(d_key, ng_key)
-        iou = _iou_f32(dbox[pd], ng_box[pg])
-        iou_max, iou_arg = _first_max(iou.astype(np.float64), pd, cnt, d_key.size)
-        ng_match = np.where(iou_arg >= 0, pg[np.maximum(iou_arg, 0)], -1)  # index in ng arrays
-        del iou, pd, pg
-        if self.use_group_of and gg_key.size:
-            pd, pg, cnt = _pairs(d_key, gg_key)
-            ioa = _iou_f32(dbox[pd], gg_box[pg], iof=True)
-            ioa_max, ioa_arg = _first_max(ioa.astype(np.float64), pd, cnt, d_key.size)
-            gg_match = np.where(ioa_arg >= 0, pg[np.maximum(ioa_arg, 0)], -1)
-            del ioa, pd, pg
-        else:
-            ioa_max = np.full(d_key.size, -np.inf)
-            gg_match = np.full(d_key.size, -1)
-        # classes whose mmdet sequence is float64 (a group-of box creates a float64 array)
-        cls_f64 = np.zeros(num_classes, bool)
-        if self.use_group_of and gg_key.size:
-            cls_f64[np.unique(gg_key // num_imgs)] = True
-        if base_dtype == np.float64:
-            cls_f64[:] = True
-
+        d_bounds = np.searchsorted(d_lab[do], np.arange(num_classes + 1))
+        del d_lab
+        # chunks of whole classes with about chunk_rows detections each
+        rows = np.diff(d_bounds) + np.diff(g_bounds)
+        cuts = [0]
+        acc = 0
+        for c, r in enumerate(rows.tolist()):
+            if acc and acc + r > self.chunk_rows:
+                cuts.append(c)
+                acc = 0
+            acc += r
+        cuts.append(num_classes)
         scales = self.scale_ranges if self.scale_ranges is not None else [None]
+        settings = [(t, k) for t in range(len(self.iou_thrs)) for k in range(len(scales))]
+        aps = np.zeros((len(settings), num_classes), np.float32)
+        num_gts = np.zeros((len(settings), num_classes), np.int64)
+        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+            gi = go[g_bounds[c0]:g_bounds[c1]]
+            di = do[d_bounds[c0]:d_bounds[c1]]
+            aps[:, c0:c1], num_gts[:, c0:c1] = self._evaluate_chunk(
+                G[gi], g_img[gi], D[di], d_img[di], c0, c1 - c0, num_imgs, base_dtype,
+                settings, scales)
+        del G, D, g_img, d_img, go, do
+
         per_thr_map = []
         per_class = []
         scale_keys = OrderedDict()
-        for iou_thr, ioa_thr in zip(self.iou_thrs, self.ioa_thrs):
-            thr_maps = []
-            for rng in scales:
-                aps, num_gts = self._evaluate_one(
-                    iou_thr, ioa_thr, rng, num_classes, num_imgs, d_key, d_lab, dscore,
-                    rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx,
-                    gg_key, dscore.dtype, cls_f64, gt_area, det_area, g_lab)
-                valid = num_gts > 0
-                m = np.array(aps[valid]).mean().item() if valid.any() else 0.0
-                thr_maps.append(m)
-                per_class.append(np.where(valid, aps.astype(np.float64), np.nan))
-                if rng is not None:
-                    scale_keys[f'AP{int(iou_thr * 100):02d}_{rng[0]}-{rng[1]}'] = round(m, 3)
-            per_thr_map.append(float(np.mean(thr_maps)))
-
+        for j, (t, k) in enumerate(settings):
+            iou_thr, rng = self.iou_thrs[t], scales[k]
+            valid = num_gts[j] > 0
+            m = np.array(aps[j][valid]).mean().item() if valid.any() else 0.0
+            if k == 0:
+                per_thr_map.append([])
+            per_thr_map[-1].append(m)
+            per_class.append(np.where(valid, aps[j].astype(np.float64), np.nan))
+            if rng is not None:
+                scale_keys[f'AP{int(iou_thr * 100):02d}_{rng[0]}-{rng[1]}'] = round(m, 3)
+        per_thr_map = [float(np.mean(v)) for v in per_thr_map]
         eval_results = OrderedDict()
         for iou_thr, m in zip(self.iou_thrs, per_thr_map):
             eval_results[f'AP{int(iou_thr * 100):02d}'] = round(m, 3)
@@ -476,7 +462,73 @@ class FastOpenImagesMetric(BaseMetric):
                 f'class ({len(classes)})')
         return counts
 
-    def _evaluate_one(self, iou_thr, ioa_thr, rng, num_classes, num_imgs, d_key, d_lab, dscore,
+    def _evaluate_chunk(self, G, g_img, D, d_img, c0, nc, num_imgs, base_dtype, settings,
+                        scales):
+        """AP and gt count of classes ``c0 .. c0+nc-1`` for every (threshold, scale) setting.
+
+        ``G``/``D`` hold the rows of these classes in (class, image, mmdet order) order."""
+        g_key = (G[:, 4].astype(np.int64) - c0) * num_imgs + g_img
+        d_key = (D[:, 5].astype(np.int64) - c0) * num_imgs + d_img
+        gbox, g_group = G[:, :4], G[:, 5] > 0
+        dbox, dscore = D[:, :4], D[:, 4]
+        g_lab = g_key // num_imgs
+
+        # greedy order inside each (class, image) segment: descending score like mmdet's
+        # np.argsort(-scores); segments with tied scores use np.argsort itself
+        greedy = np.lexsort((-dscore, d_key))
+        ks, ss = d_key[greedy], dscore[greedy]
+        tie = (ks[1:] == ks[:-1]) & (ss[1:] == ss[:-1])
+        if tie.any():
+            seg_start = np.searchsorted(d_key, np.unique(ks[1:][tie]), 'left')
+            seg_end = np.searchsorted(d_key, d_key[seg_start], 'right')
+            for s, e in zip(seg_start.tolist(), seg_end.tolist()):
+                greedy[s:e] = s + np.argsort(-dscore[s:e])
+        del ks, ss, tie
+        rank = np.empty_like(greedy)
+        rank[greedy] = np.arange(greedy.size)
+        del greedy
+
+        if self.use_group_of:
+            ng, gg = ~g_group, g_group
+        else:
+            ng, gg = np.ones(g_key.size, bool), np.zeros(g_key.size, bool)
+        ng_key, ng_box = g_key[ng], gbox[ng]
+        gg_key, gg_box = g_key[gg], gbox[gg]
+        ng_idx = np.flatnonzero(ng)
+        gg_idx = np.flatnonzero(gg)
+        gt_area = (gbox[:, 2] - gbox[:, 0]) * (gbox[:, 3] - gbox[:, 1])
+        det_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
+
+        pd, pg, cnt = _pairs(d_key, ng_key)
+        iou = _iou_f32(dbox[pd], ng_box[pg])
+        iou_max, iou_arg = _first_max(iou, pd, cnt, d_key.size)
+        ng_match = np.where(iou_arg >= 0, pg[np.maximum(iou_arg, 0)], -1)  # index in ng arrays
+        del iou, pd, pg, iou_arg
+        if self.use_group_of and gg_key.size:
+            pd, pg, cnt = _pairs(d_key, gg_key)
+            ioa = _iou_f32(dbox[pd], gg_box[pg], iof=True)
+            ioa_max, ioa_arg = _first_max(ioa, pd, cnt, d_key.size)
+            gg_match = np.where(ioa_arg >= 0, pg[np.maximum(ioa_arg, 0)], -1)
+            del ioa, pd, pg, ioa_arg
+        else:
+            ioa_max = np.full(d_key.size, -np.inf, np.float32)
+            gg_match = np.full(d_key.size, -1)
+        # classes whose mmdet sequence is float64 (a group-of box creates a float64 array)
+        cls_f64 = np.zeros(nc, bool)
+        if self.use_group_of and gg_key.size:
+            cls_f64[np.unique(gg_key // num_imgs)] = True
+        if base_dtype == np.float64:
+            cls_f64[:] = True
+        aps = np.zeros((len(settings), nc), np.float32)
+        num_gts = np.zeros((len(settings), nc), np.int64)
+        for j, (t, k) in enumerate(settings):
+            aps[j], num_gts[j] = self._evaluate_one(
+                self.iou_thrs[t], self.ioa_thrs[t], scales[k], nc, num_imgs, d_key, dscore,
+                rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
+                dscore.dtype, cls_f64, gt_area, det_area, g_lab)
+        return aps, num_gts
+
+    def _evaluate_one(self, iou_thr, ioa_thr, rng, num_classes, num_imgs, d_key, dscore,
                       rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
                       sdtype, cls_f64, gt_area, det_area, g_lab):
         """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
