@@ -82,13 +82,15 @@ def _iou_f32(det, gt, iof=False):
     return overlap / np.maximum(union, np.float32(1e-6))
 
 
-def _pairs(det_key, gt_key):
-    """All (det, gt) index pairs with equal keys; both key arrays sorted ascending.
+def _pairs(det_key, gt_key, seg):
+    """All (det, gt) index pairs with equal keys; both key arrays sorted ascending, ``seg`` the
+    dense segment index of each det key.
 
     Pairs are ordered by det index, then gt index (the gt order of mmdet's IoU matrix rows)."""
-    lo = np.searchsorted(gt_key, det_key, 'left')
-    hi = np.searchsorted(gt_key, det_key, 'right')
-    cnt = hi - lo
+    starts = np.flatnonzero(np.diff(seg, prepend=-1))
+    ukey = det_key[starts]
+    lo = np.searchsorted(gt_key, ukey, 'left')[seg]
+    cnt = np.searchsorted(gt_key, ukey, 'right')[seg] - lo
     total = int(cnt.sum())
     pd = np.repeat(np.arange(det_key.size), cnt)
     starts = np.cumsum(cnt) - cnt
@@ -228,15 +230,82 @@ class FastOpenImagesMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Expand/filter one batch and store, per image, a float32 gt array ``(n, 6)``
         (box, label, group-of) and a det array ``(m, 6)`` (box, score, label), both sorted
-        stably by label (mmdet's per-class order)."""
-        num_classes, hier = self._meta()
+        stably by label (mmdet's per-class order).  The batch is handled with one set of
+        array operations; the per-image entries are views of two batch arrays."""
+        num_classes, (anc_ptr, anc_idx, diag) = self._meta()
+        B = len(data_samples)
+        if B == 0:
+            return
+        gtb, gtl, gtg, ills, pb, ps, pl = [], [], [], [], [], [], []
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            self.results.append(self._process_one(sample, num_classes, hier))
+            r = self._read_sample(sample, num_classes)
+            for lst, v in zip((gtb, gtl, gtg, ills, pb, ps, pl), r[1:]):
+                lst.append(v)
+        C = num_classes
+        # ---- ground truth: originals, then copies to ancestors (instance, ancestor order)
+        gt_n = np.array([x.size for x in gtl], dtype=np.int64)
+        g_img = np.repeat(np.arange(B), gt_n)
+        gt_boxes = np.concatenate(gtb)
+        gt_labels = np.concatenate(gtl)
+        group = np.concatenate(gtg)
+        if self.get_supercategory and gt_labels.size:
+            ii, aa = _expand(gt_labels, anc_ptr, anc_idx)
+            gt_boxes = np.concatenate([gt_boxes, gt_boxes[ii]])
+            gt_labels = np.concatenate([gt_labels, aa])
+            group = np.concatenate([group, group[ii]])
+            g_img = np.concatenate([g_img, g_img[ii]])
+        allowed = np.zeros((B, C), dtype=bool)
+        allowed[g_img, gt_labels] = True
+        ill_n = np.array([x.size for x in ills], dtype=np.int64)
+        allowed[np.repeat(np.arange(B), ill_n), np.concatenate(ills)] = True
+        # ---- predictions (mmdet's _process_predictions, all images at once)
+        det_n = np.array([x.size for x in pl], dtype=np.int64)
+        d_img = np.repeat(np.arange(B), det_n)
+        boxes = np.concatenate(pb)
+        scores = np.concatenate(ps)
+        labels = np.concatenate(pl)
+        dtype = np.result_type(boxes.dtype, scores.dtype, np.float32)
+        keep = np.ones(labels.size, dtype=bool)
+        if self.filter_labels and labels.size:
+            # mmdet drops the predictions of every class that some predicted class'
+            # relation-matrix row reaches and that is not annotated on the image
+            reach = np.zeros((B, C), dtype=bool)
+            dg = diag[labels]
+            reach[d_img[dg], labels[dg]] = True
+            ii, aa = _expand(labels, anc_ptr, anc_idx)
+            reach[d_img[ii], aa] = True
+            keep = ~(reach & ~allowed)[d_img, labels]
+        out_i = [np.flatnonzero(keep)]
+        out_l = [labels[keep]]
+        if self.get_supercategory and labels.size:
+            # copies to annotated ancestors, in mmdet's append order (p, a, i) per image
+            ii, aa = _expand(labels, anc_ptr, anc_idx)
+            sel = allowed[d_img[ii], aa]
+            ii, aa = ii[sel], aa[sel]
+            order = np.lexsort((ii, aa, labels[ii], d_img[ii]))
+            out_i.append(ii[order])
+            out_l.append(aa[order])
+        out_i = np.concatenate(out_i)
+        out_l = np.concatenate(out_l)
+        srt = np.argsort(d_img[out_i] * C + out_l, kind='stable')
+        out_i, out_l = out_i[srt], out_l[srt]
+        det = np.empty((out_i.size, 6), dtype=dtype)
+        det[:, :4] = boxes[out_i]
+        det[:, 4] = scores[out_i]
+        det[:, 5] = out_l
+        det_split = np.cumsum(np.bincount(d_img[out_i], minlength=B))[:-1]
+        srt = np.argsort(g_img * C + gt_labels, kind='stable')
+        gt = np.empty((srt.size, 6), dtype=np.float32)
+        gt[:, :4] = gt_boxes[srt]
+        gt[:, 4] = gt_labels[srt]
+        gt[:, 5] = group[srt]
+        gt_split = np.cumsum(np.bincount(g_img, minlength=B))[:-1]
+        self.results.extend(zip(np.split(gt, gt_split), np.split(det, det_split)))
 
-    def _process_one(self, sample, num_classes, hier):
-        anc_ptr, anc_idx, diag = hier
+    def _read_sample(self, sample, num_classes):
+        """Arrays of one data sample, validated (errors name the image and the field)."""
         img = sample.get('img_id', sample.get('img_path', '?'))
         if 'instances' not in sample:
             raise OpenImagesMetricError(
@@ -249,48 +318,42 @@ class FastOpenImagesMetric(BaseMetric):
                             dtype=np.float32).reshape(-1, 4)
         gt_labels = np.array([ins['bbox_label'] for ins in instances], dtype=np.int64)
         if self.use_group_of:
-            group = np.zeros(n, dtype=bool)
-            for j, ins in enumerate(instances):
-                if 'is_group_of' in ins:
-                    group[j] = bool(ins['is_group_of'])
-                elif 'is_group_ofs' in ins:  # mmdet 3.3 OpenImagesChallengeDataset
-                    group[j] = bool(ins['is_group_ofs'])
-                else:
-                    raise OpenImagesMetricError(
-                        f'instance {j} of image {img!r} has neither is_group_of nor '
-                        'is_group_ofs; set use_group_of=False if the dataset has no '
-                        'group-of flags')
+            try:
+                group = np.array([ins['is_group_of'] for ins in instances], dtype=bool)
+            except KeyError:
+                group = np.zeros(n, dtype=bool)
+                for j, ins in enumerate(instances):
+                    if 'is_group_of' in ins:
+                        group[j] = bool(ins['is_group_of'])
+                    elif 'is_group_ofs' in ins:  # mmdet 3.3 OpenImagesChallengeDataset
+                        group[j] = bool(ins['is_group_ofs'])
+                    else:
+                        raise OpenImagesMetricError(
+                            f'instance {j} of image {img!r} has neither is_group_of nor '
+                            'is_group_ofs; set use_group_of=False if the dataset has no '
+                            'group-of flags') from None
         else:
             group = np.zeros(n, dtype=bool)
         if n and (gt_labels.min() < 0 or gt_labels.max() >= num_classes):
             raise OpenImagesMetricError(
                 f'image {img!r}: instance bbox_label {gt_labels.tolist()} outside the '
                 f'{num_classes} classes of dataset_meta')
-        if self.get_supercategory and n:
-            ii, aa = _expand(gt_labels, anc_ptr, anc_idx)  # mmdet's instance, label order
-            gt_boxes = np.concatenate([gt_boxes, gt_boxes[ii]])
-            gt_labels = np.concatenate([gt_labels, aa])
-            group = np.concatenate([group, group[ii]])
-
         ill = sample.get('image_level_labels', None)
-        allowed = np.zeros(num_classes, dtype=bool)
-        allowed[gt_labels] = True
         if ill is not None:
             ill = _to_numpy(ill).astype(np.int64).reshape(-1)
             if ill.size and (ill.min() < 0 or ill.max() >= num_classes):
                 raise OpenImagesMetricError(
                     f'image {img!r}: image_level_labels {ill.tolist()} outside the '
                     f'{num_classes} classes')
-            allowed[ill] = True
-
+        else:
+            ill = np.zeros(0, dtype=np.int64)
         if 'pred_instances' not in sample:
             raise OpenImagesMetricError(f"data sample of image {img!r} has no 'pred_instances'")
         pred = sample['pred_instances']
         boxes = _to_numpy(pred['bboxes'])
-        scores = _to_numpy(pred['scores'])
+        scores = _to_numpy(pred['scores']).reshape(-1)
         labels = _to_numpy(pred['labels']).astype(np.int64).reshape(-1)
         boxes = boxes.reshape(-1, 4) if boxes.size else boxes.reshape(0, 4)
-        scores = scores.reshape(-1)
         if not (boxes.shape[0] == scores.shape[0] == labels.shape[0]):
             raise OpenImagesMetricError(
                 f'image {img!r}: pred_instances has {boxes.shape[0]} bboxes, '
@@ -310,47 +373,8 @@ class FastOpenImagesMetric(BaseMetric):
             raise OpenImagesMetricError(
                 f'image {img!r}: pred_instances.labels {bad} outside [0, {num_classes}) '
                 "(the classes of dataset_meta['classes'])")
-        dtype = np.result_type(boxes.dtype, scores.dtype, np.float32)
+        return img, gt_boxes, gt_labels, group, ill, boxes, scores, labels
 
-        if labels.size:
-            pred_classes = np.unique(labels)
-            keep = np.ones(labels.size, dtype=bool)
-            if self.filter_labels:
-                # mmdet drops the predictions of every class that some predicted class'
-                # relation-matrix row reaches and that is not annotated on the image
-                reach = np.zeros(num_classes, dtype=bool)
-                reach[pred_classes[diag[pred_classes]]] = True
-                reach[_expand(pred_classes, anc_ptr, anc_idx)[1]] = True
-                keep = ~(reach & ~allowed)[labels]
-            parts_l = [labels[keep]]
-            parts_i = [np.flatnonzero(keep)]
-            if self.get_supercategory:
-                # copies to annotated ancestors, in mmdet's append order (p, a, i)
-                ii, aa = _expand(labels, anc_ptr, anc_idx)
-                sel = allowed[aa]
-                ii, aa = ii[sel], aa[sel]
-                order = np.lexsort((ii, aa, labels[ii]))
-                parts_l.append(aa[order])
-                parts_i.append(ii[order])
-            out_l = np.concatenate(parts_l)
-            out_i = np.concatenate(parts_i)
-            srt = np.argsort(out_l, kind='stable')
-            out_l, out_i = out_l[srt], out_i[srt]
-            det = np.empty((out_l.size, 6), dtype=dtype)
-            det[:, :4] = boxes[out_i]
-            det[:, 4] = scores[out_i]
-            det[:, 5] = out_l
-        else:
-            det = np.zeros((0, 6), dtype=dtype)
-
-        srt = np.argsort(gt_labels, kind='stable')
-        gt = np.empty((gt_labels.size, 6), dtype=np.float32)
-        gt[:, :4] = gt_boxes[srt]
-        gt[:, 4] = gt_labels[srt]
-        gt[:, 5] = group[srt]
-        return gt, det
-
-    # --------------------------------------------------------------- compute
     #: detection rows evaluated at once (classes are independent; chunks bound the memory)
     chunk_rows: int = 3_000_000
 
@@ -475,7 +499,14 @@ class FastOpenImagesMetric(BaseMetric):
 
         # greedy order inside each (class, image) segment: descending score like mmdet's
         # np.argsort(-scores); segments with tied scores use np.argsort itself
-        greedy = np.lexsort((-dscore, d_key))
+        n = d_key.size
+        seg = np.zeros(n, np.int64)
+        if n:
+            np.cumsum(d_key[1:] != d_key[:-1], out=seg[1:])
+        score_rank = np.empty(n, np.int64)
+        score_rank[np.argsort(-dscore)] = np.arange(n)
+        greedy = np.argsort(seg * n + score_rank)  # (segment, -score); one int64 sort
+        del score_rank
         ks, ss = d_key[greedy], dscore[greedy]
         tie = (ks[1:] == ks[:-1]) & (ss[1:] == ss[:-1])
         if tie.any():
@@ -499,13 +530,13 @@ class FastOpenImagesMetric(BaseMetric):
         gt_area = (gbox[:, 2] - gbox[:, 0]) * (gbox[:, 3] - gbox[:, 1])
         det_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
 
-        pd, pg, cnt = _pairs(d_key, ng_key)
+        pd, pg, cnt = _pairs(d_key, ng_key, seg)
         iou = _iou_f32(dbox[pd], ng_box[pg])
         iou_max, iou_arg = _first_max(iou, pd, cnt, d_key.size)
         ng_match = np.where(iou_arg >= 0, pg[np.maximum(iou_arg, 0)], -1)  # index in ng arrays
         del iou, pd, pg, iou_arg
         if self.use_group_of and gg_key.size:
-            pd, pg, cnt = _pairs(d_key, gg_key)
+            pd, pg, cnt = _pairs(d_key, gg_key, seg)
             ioa = _iou_f32(dbox[pd], gg_box[pg], iof=True)
             ioa_max, ioa_arg = _first_max(ioa, pd, cnt, d_key.size)
             gg_match = np.where(ioa_arg >= 0, pg[np.maximum(ioa_arg, 0)], -1)
