@@ -98,6 +98,14 @@ def _pairs(det_key, gt_key, seg):
     return pd, pg, cnt
 
 
+def _take_or(values, idx, default=-1):
+    """``values[idx]`` where ``idx >= 0``, else ``default``."""
+    out = np.full(idx.size, default, dtype=np.int64)
+    ok = idx >= 0
+    out[ok] = values[idx[ok]]
+    return out
+
+
 def _expand(labels, ptr, idx):
     """(row, ancestor) pairs of every label, by row then ancestor (np.nonzero order)."""
     cnt = ptr[labels + 1] - ptr[labels]
@@ -533,13 +541,13 @@ class FastOpenImagesMetric(BaseMetric):
         pd, pg, cnt = _pairs(d_key, ng_key, seg)
         iou = _iou_f32(dbox[pd], ng_box[pg])
         iou_max, iou_arg = _first_max(iou, pd, cnt, d_key.size)
-        ng_match = np.where(iou_arg >= 0, pg[np.maximum(iou_arg, 0)], -1)  # index in ng arrays
+        ng_match = _take_or(pg, iou_arg)  # index in the non-group-of gt arrays, -1: none
         del iou, pd, pg, iou_arg
         if self.use_group_of and gg_key.size:
             pd, pg, cnt = _pairs(d_key, gg_key, seg)
             ioa = _iou_f32(dbox[pd], gg_box[pg], iof=True)
             ioa_max, ioa_arg = _first_max(ioa, pd, cnt, d_key.size)
-            gg_match = np.where(ioa_arg >= 0, pg[np.maximum(ioa_arg, 0)], -1)
+            gg_match = _take_or(pg, ioa_arg)
             del ioa, pd, pg, ioa_arg
         else:
             ioa_max = np.full(d_key.size, -np.inf, np.float32)
@@ -575,8 +583,9 @@ class FastOpenImagesMetric(BaseMetric):
             gt_ign = (gt_area < lo) | (gt_area >= hi)
         # stage 1: greedy matching to non-group-of boxes
         elig = iou_max >= iou_thr
-        matched = np.where(elig, ng_idx[np.maximum(ng_match, 0)], -1)
-        cand = elig & ~gt_ign[np.maximum(matched, 0)]
+        matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
+        cand = elig.copy()
+        cand[elig] = ~gt_ign[matched[elig]]
         ci = np.flatnonzero(cand)
         ci = ci[np.argsort(rank[ci])]
         _, first = np.unique(matched[ci], return_index=True)
