@@ -22,9 +22,10 @@ of a class sorted by descending score across images, with every ground-truth box
 counted in the recall denominator; mAP is the mean over classes with ground truth, and the reported
 ``mAP`` is the mean of the per-threshold mAPs.
 
-Speed: ``process`` does the hierarchy expansion and label filtering of one image with a handful of
-array operations and stores two compact arrays per image; ``compute_metrics`` matches all images
-and classes at once (det x gt pairs only inside the same (class, image) segment, one IoU formula
+Speed: ``process`` does the hierarchy expansion and label filtering of a whole batch with one set
+of array operations and stores two compact arrays per image; ``compute_metrics`` matches all
+images of a chunk of classes at once (det x gt pairs only inside the same (class, image) segment,
+one IoU formula
 evaluated in float32 exactly as mmdet's ``bbox_overlaps``, greedy matching as "first detection in
 score order per matched box"), and sorts each class once.  Score ties are ordered exactly like
 mmdet: the per-class sequence is built in mmdet's order and dtype and sorted with the same
@@ -138,7 +139,7 @@ def _average_precision_area(tp, fp, num_gts):
         return np.float32(0.0)
     tp = np.cumsum(tp, dtype=np.float32)
     fp = np.cumsum(fp, dtype=np.float32)
-    recalls = tp / max(float(num_gts), float(_F32_EPS))
+    recalls = tp.astype(np.float64) / max(float(num_gts), float(_F32_EPS))  # float64 as mmdet
     precisions = (tp / np.maximum(tp + fp, _F32_EPS)).astype(np.float64)
     mrec = np.concatenate(([0.0], recalls, [1.0]))
     mpre = np.concatenate(([0.0], precisions, [0.0]))
