@@ -33,8 +33,8 @@ def test_baselines_resolve_to_mmdet(ours, theirs, tmp_path):
             if not k.endswith('._scope_')}
     ref = {k: v for k, v in flatten(resolve_mmdet(theirs, tmp_path)).items()
            if not k.endswith('._scope_')}
-    extra = {k for k in mine if k.startswith(('custom_imports.', 'custom_hooks.'))}
-    assert {mine[k] for k in extra} == {'balancedet', False, 'RNGStateHook'}
+    extra = {k for k in mine if k.startswith('custom_imports.')}
+    assert {mine[k] for k in extra} == {'balancedet', False}
     assert sorted(set(mine) - extra) == sorted(ref), set(mine) ^ set(ref)
     diffs = [(k, v, mine[k]) for k, v in ref.items()
              if mine[k] != (TYPE_NAMES.get(v, v) if isinstance(v, str) else v)]

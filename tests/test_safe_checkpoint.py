@@ -79,3 +79,23 @@ def test_getattr_is_limited_to_history_buffer_methods(tmp_path):
 def test_missing_checkpoint_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothere.pth'):
         _load_checkpoint(str(tmp_path / 'nothere.pth'))
+
+
+class Trusted:
+    """A user type (e.g. a custom hook's state) the user chooses to trust."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def test_allow_globals_admits_a_trusted_type(tmp_path):
+    from balancedet.engine import safe_checkpoint as sc
+    path = tmp_path / 'trusted.pth'
+    torch.save(dict(meta=dict(state=Trusted(3))), path)
+    with pytest.raises(UnsafeCheckpointError, match=r'trusted\.pth.*Trusted'):
+        _load_checkpoint(str(path))
+    sc.allow_globals(Trusted)
+    try:
+        assert _load_checkpoint(str(path))['meta']['state'].value == 3
+    finally:
+        sc._USER_ALLOWED.remove(Trusted)

@@ -1,25 +1,21 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]``."""
+"""Train a detector: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]``.
+
+``--resume`` / ``load_from`` read ``.pth`` and ``.safetensors`` checkpoints from
+any source through balancedet's safe loader (nothing in a checkpoint runs).
+"""
 import argparse
 
-from mmengine.config import DictAction
-
-from balancedet.apis import build_runner, load_config
+from balancedet.apis import add_runner_arguments, build_runner, load_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='mixed precision training (CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the LR by batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint of the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    return add_runner_arguments(parser).parse_args()
 
 
 def main():

@@ -3,5 +3,6 @@
 from . import (
     cls_loc_metric,  # noqa: F401
     lvis_metric,  # noqa: F401
+    openimages_metric,  # noqa: F401
     proposal_recall,  # noqa: F401
 )

@@ -13,8 +13,8 @@ log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 # when CUDA is unavailable, so the same config runs under torchrun on CPU.
 env_cfg = dict(dist_cfg=dict(backend='nccl'))
 
-# Exact resume: random generators' states travel in the checkpoints.
-custom_hooks = [dict(type='RNGStateHook')]
+# Exact resume (RNGStateHook) is registered by tools/train.py's runner for
+# every config, so no hook list here can drop it.
 
 # A fixed seed makes the demo's and the ablations' numbers reproducible
 # (override with --cfg-options randomness.seed=N).

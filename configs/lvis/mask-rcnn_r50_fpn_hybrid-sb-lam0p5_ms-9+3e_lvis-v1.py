@@ -5,7 +5,7 @@ _base_ = './mask-rcnn_r50_fpn_random-ms-1x_lvis-v1.py'
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=9, by_epoch=True, milestones=[8], gamma=0.1)]
-custom_hooks = [dict(type='RNGStateHook'), dict(
+custom_hooks = [dict(
     type='HybridScheduleHook', switch_epoch=9, sampler=dict(type='SoftBalanceSampler', lam=0.5),
     param_scheduler=[  # 0.1x from the switch (milestone 0), 0.01x for the last epoch
         dict(type='MultiStepLR', by_epoch=True, begin=0, end=3, milestones=[0, 2], gamma=0.1)])]

@@ -8,4 +8,3 @@ _base_ = [
 model = dict(
     roi_head=dict(bbox_head=dict(num_classes=1203), mask_head=dict(num_classes=1203)),
     test_cfg=dict(rcnn=dict(score_thr=0.0001, max_per_img=300)))
-custom_hooks = [dict(type='RNGStateHook')]  # exact resume

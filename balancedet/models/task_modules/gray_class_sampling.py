@@ -23,6 +23,8 @@ from mmdet.models.task_modules.samplers import RandomSampler, SamplingResult
 from mmdet.registry import TASK_UTILS
 from mmengine.structures import InstanceData
 
+from balancedet.utils import check_number
+
 GRAY_MASK_KEY = 'gray_mask'
 
 
@@ -63,12 +65,8 @@ class GrayBandMaxIoUAssigner(MaxIoUAssigner):
                 'gray_iou_range[0] <= gray_iou_range[1] < pos_iou_thr <= 1, got '
                 f'neg_iou_thr={neg_iou_thr}, gray_iou_range={gray_iou_range}, '
                 f'pos_iou_thr={pos_iou_thr}')
-        super().__init__(
-            pos_iou_thr=pos_iou_thr,
-            neg_iou_thr=neg_iou_thr,
-            min_pos_iou=min_pos_iou,
-            match_low_quality=match_low_quality,
-            **kwargs)
+        super().__init__(pos_iou_thr=pos_iou_thr, neg_iou_thr=neg_iou_thr,
+                         min_pos_iou=min_pos_iou, match_low_quality=match_low_quality, **kwargs)
         self.gray_iou_range = (lo, hi)
 
     def assign(self,
@@ -113,16 +111,9 @@ class GrayClassSampler(RandomSampler):
             raise ValueError('GrayClassSampler: add_gt_as_proposals=True is not '
                              'supported (gray indices refer to the anchors); set '
                              'add_gt_as_proposals=False')
-        if not gray_ratio >= 0:
-            raise ValueError('GrayClassSampler: gray_ratio must be >= 0, got '
-                             f'{gray_ratio}')
-        super().__init__(
-            num=num,
-            pos_fraction=pos_fraction,
-            neg_pos_ub=neg_pos_ub,
-            add_gt_as_proposals=False,
-            **kwargs)
-        self.gray_ratio = float(gray_ratio)
+        self.gray_ratio = check_number(gray_ratio, 'gray_ratio', owner='GrayClassSampler', low=0)
+        super().__init__(num=num, pos_fraction=pos_fraction, neg_pos_ub=neg_pos_ub,
+                         add_gt_as_proposals=False, **kwargs)
 
     def sample(self, assign_result: AssignResult, pred_instances: InstanceData,
                gt_instances: InstanceData, **kwargs) -> SamplingResult:
