@@ -7,14 +7,15 @@
 
 TRAIN_ANN gives each class's frequency, the number of training images containing it: a
 COCO or LVIS v1 annotation file, or a JSON ``{class name: training images}`` (e.g. for Open
-Images). Each RUN is ``LABEL=FILE`` (or just FILE): the JSON file of an mmengine test run
+Images: the file ``FastOpenImagesMetric``'s ``train_image_counts`` reads). Each RUN is
+``LABEL=FILE`` (or just FILE): the JSON file of an mmengine test run
 (``<work_dir>/<timestamp>/<timestamp>.json``, one JSON object per line) or a text log. The
 per-class AP keys of the three metric families are read (the last record holding any wins):
 
 * COCO (mmdet's ``CocoMetric``, ``classwise=True``): ``coco/<class>_precision``;
 * LVIS (``BalancedLVISMetric``, ``classwise=True``): ``lvis/bbox_AP/<class>`` (``--iou-type
   segm``: ``lvis/segm_AP/<class>``);
-* Open Images (``FastOpenImagesMetric``): ``openimages/AP/<class>``.
+* Open Images (``FastOpenImagesMetric``, ``classwise=True``): ``openimages/AP/<class>``.
 
 Class names may contain spaces (they are JSON keys); text logs are read for COCO and LVIS
 keys only (names without spaces).
@@ -45,8 +46,7 @@ from balancedet.datasets.samplers.class_index import ClassImageIndex
 _COCO_TEXT = re.compile(r'(?:coco/)?(?:bbox_)?([^\s"\'/:,{}]+)_precision["\']?\s*[:=]\s*'
                         r'(-?[\d.]+(?:e-?\d+)?)')
 _LVIS_TEXT = r'lvis/{}_AP/([^\s"\':,{{}}]+)["\']?\s*[:=]\s*(-?[\d.]+(?:e-?\d+)?)'
-FIX = ('test with `--cfg-options test_evaluator.classwise=True` (COCO, LVIS) or use '
-       'FastOpenImagesMetric, whose per-class keys are always written')
+FIX = 'test with `--cfg-options test_evaluator.classwise=True` (COCO, LVIS, Open Images)'
 
 
 def per_class_from_record(record, iou_type='bbox'):
