@@ -157,25 +157,69 @@ def per_class_ap_vs_frequency(ap, counts, classes):
     return list(names), np.array(cnts), np.array(aps)
 
 
+def summarise_names(names, first=5):
+    """``'N: a, b, c, d, e, ... (N - 5 more)'`` -- class lists in warnings stay one short line."""
+    names = list(names)
+    more = f', ... ({len(names) - first} more)' if len(names) > first else ''
+    return f'{len(names)}: {", ".join(map(str, names[:first]))}{more}'
+
+
 def summarise_ap(ap, counts, classes, fraction=1 / 3):
     """Mean AP over all classes and over the rarest ``fraction`` of the classes.
 
-    The rare classes are the ``max(1, round(fraction * C))`` classes with the
-    fewest training images (ties by label order); classes without an AP
-    (missing / negative) are left out of both means.
+    Classes without training images (count 0, e.g. LVIS categories absent from
+    a subset) are left out of everything -- they have no frequency to rank and
+    would otherwise turn the rarest-third mean into NaN. Of the rest, the rare
+    classes are the ``max(1, round(fraction * C))`` classes with the fewest
+    training images (ties by label order); classes without an AP (missing /
+    negative) are left out of both means.
 
     Returns:
-        dict: ``mAP``, ``rare_mAP``, ``rare_classes`` (names) and
-        ``rare_missing`` (rare classes without AP).
+        dict: ``mAP``, ``rare_mAP`` (NaN only if no rare class has an AP),
+        ``rare_classes`` (names), ``rare_missing`` (rare classes without AP)
+        and ``no_train_images`` (the classes left out).
     """
-    names, _, aps = per_class_ap_vs_frequency(ap, counts, classes)
-    k = max(1, round(fraction * len(classes)))
-    rare = [classes[c] for c in np.argsort(np.asarray(counts), kind='stable')[:k]]
+    counts = np.asarray(counts)
+    trained = [c for c in range(len(classes)) if counts[c] > 0]
+    if not trained:
+        raise ValueError('no class has a training image; check the training annotation file')
+    kept = [classes[c] for c in trained]
+    names, _, aps = per_class_ap_vs_frequency({n: ap[n] for n in kept if n in ap},
+                                              counts[trained], kept)
+    k = max(1, round(fraction * len(trained)))
+    rare = [kept[i] for i in np.argsort(counts[trained], kind='stable')[:k]]
     by_name = dict(zip(names, aps))
     rare_aps = [by_name[n] for n in rare if n in by_name]
     return {'mAP': float(np.mean(aps)),
             'rare_mAP': float(np.mean(rare_aps)) if rare_aps else float('nan'),
-            'rare_classes': rare, 'rare_missing': [n for n in rare if n not in by_name]}
+            'rare_classes': rare, 'rare_missing': [n for n in rare if n not in by_name],
+            'no_train_images': [classes[c] for c in range(len(classes)) if counts[c] <= 0]}
+
+
+def frequency_group_ap(ap, classes, frequencies, counts=None):
+    """LVIS's APr / APc / APf: mean per-class AP over the categories whose
+    ``frequency`` is ``r`` / ``c`` / ``f`` (Gupta et al., CVPR 2019, sec. 5).
+
+    Classes without an AP (no ground truth in the evaluated split: missing,
+    NaN or negative) and, when ``counts`` is given, classes without training
+    images are left out. Equals the LVIS metric's APr/APc/APf when every class
+    has training images (the metric averages its precision entries, which is
+    the mean of the per-class APs).
+
+    Returns:
+        dict: ``APr``, ``APc``, ``APf`` (NaN for an empty group) and
+        ``num_r``, ``num_c``, ``num_f``, the classes averaged.
+    """
+    if len(frequencies) != len(classes):
+        raise ValueError(f'{len(frequencies)} frequencies for {len(classes)} classes')
+    out = {}
+    for group in ('r', 'c', 'f'):
+        vals = [ap[n] for c, n in enumerate(classes)
+                if frequencies[c] == group and n in ap and np.isfinite(ap[n]) and ap[n] >= 0
+                and (counts is None or counts[c] > 0)]
+        out[f'AP{group}'] = float(np.mean(vals)) if vals else float('nan')
+        out[f'num_{group}'] = len(vals)
+    return out
 
 
 def merge_runs(runs):
@@ -199,7 +243,8 @@ def plot_ap_vs_frequency(runs, out_file):
     import matplotlib.pyplot as plt
 
     names, counts = merge_runs(runs)
-    fig, ax1 = plt.subplots(figsize=(max(6, 0.45 * len(names)), 4))
+    # one labelled tick per class up to 40 classes; beyond (LVIS) the width stays bounded
+    fig, ax1 = plt.subplots(figsize=(min(max(6, 0.45 * len(names)), 18), 4))
     x = np.arange(len(names))
     ax2 = ax1.twinx()
     ax2.bar(x, counts, color='0.85', label='training images')
@@ -209,9 +254,11 @@ def plot_ap_vs_frequency(runs, out_file):
     ax1.patch.set_visible(False)
     for label, (run_names, _, aps) in runs.items():
         by_name = dict(zip(run_names, aps))
-        ax1.plot(x, [100 * by_name.get(n, np.nan) for n in names], marker='o', label=label)
-    ax1.set_xticks(x)
-    ax1.set_xticklabels(names, rotation=60, fontsize=8)
+        ax1.plot(x, [100 * by_name.get(n, np.nan) for n in names], marker='o', label=label,
+                 markersize=6 if len(names) <= 40 else 2)
+    if len(names) <= 40:
+        ax1.set_xticks(x)
+        ax1.set_xticklabels(names, rotation=60, fontsize=8)
     ax1.set_ylabel('AP (%)')
     ax1.set_xlabel('class, most frequent first')
     ax1.legend(fontsize=8)

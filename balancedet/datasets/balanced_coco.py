@@ -94,6 +94,11 @@ def read_coco_annotations(ann_file, backend_args=None):
                                    'unique, or the records of one would be merged into the other')
         return ids
 
+    if coco['images'] and any(f in coco['images'][0] for f in (
+            'neg_category_ids', 'not_exhaustive_category_ids')):
+        raise DatasetError(f'annotation file {ann_file!r} is in LVIS format (images with '
+                           '"neg_category_ids"); use BalancedLVISDataset and BalancedLVISMetric '
+                           '(configs/_base_/datasets/lvis_v1_instance.py)')
     cat_ids = unique_ids('categories', ('id', 'name'))
     images = coco['images']
     img_pos = unique_ids('images', _IMAGE_FIELDS)

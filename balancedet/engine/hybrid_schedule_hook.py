@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 
-from mmdet.registry import HOOKS
+from mmdet.registry import DATA_SAMPLERS, HOOKS
 from mmengine.hooks import Hook
 
 _META_KEY = 'hybrid_schedule'
@@ -83,6 +83,12 @@ class HybridScheduleHook(Hook):
             raise ValueError(f'HybridScheduleHook: switch_epoch={self.switch_epoch} is not below '
                              f'max_epochs={max_epochs}, so phase 2 would never run; lower '
                              'switch_epoch or raise train_cfg.max_epochs')
+        # a class-based phase-2 sampler over ClassBalancedDataset: refuse now, not at the switch
+        from balancedet.datasets.samplers.class_index import ClassIndexSamplerBase
+        from balancedet.datasets.samplers.wrapper_check import check_no_rebalancing_wrapper
+        cls = DATA_SAMPLERS.get(self.sampler_cfg['type'])
+        if isinstance(cls, type) and issubclass(cls, ClassIndexSamplerBase):
+            check_no_rebalancing_wrapper(runner.train_loop.dataloader.dataset, cls.__name__)
         if self.param_scheduler_cfg is not None and isinstance(runner.param_schedulers, dict):
             raise TypeError('HybridScheduleHook supports a single optimizer (a list of '
                             'param_schedulers), not a dict of them')

@@ -35,6 +35,8 @@ import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
+from .wrapper_check import check_no_rebalancing_wrapper
+
 
 class ClassImageIndex:
     """CSR per-class image index.
@@ -276,11 +278,13 @@ class ClassIndexSamplerBase(Sampler):
 
     # -- shared plumbing ----------------------------------------------------
     def _build_index(self, dataset) -> ClassImageIndex:
+        check_no_rebalancing_wrapper(dataset, type(self).__name__)  # see wrapper_check.py
         index = ClassImageIndex.from_dataset(
             dataset, count_descendants=getattr(self, 'count_descendants', False))
         empty = index.empty_classes()
         if empty.size:
-            names = ', '.join(index.class_name(c) for c in empty)
+            names = ', '.join(index.class_name(c) for c in empty[:5])  # first few only
+            names += f', ... ({empty.size - 5} more)' if empty.size > 5 else ''
             warnings.warn(f'{type(self).__name__}: {empty.size} class(es) appear in no training '
                           f'image and are skipped: {names}', stacklevel=3)
         if empty.size == index.num_classes:

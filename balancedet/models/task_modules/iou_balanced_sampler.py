@@ -34,7 +34,10 @@ statistically) with these differences:
   through ``unique()`` (two sorts): they are distinct by construction;
 * stateless: ``floor_thr=-1`` (no floor set, all negatives binned from IoU 0)
   means the same thing on every call, whereas mmdet rewrites ``self.floor_thr``
-  to 0 on its first call, changing the sampling from the second call on;
+  to 0 on its first call, changing the sampling from the second call on.
+  ``floor_thr=0, floor_fraction=0`` draws as mmdet does from then on (IoU-0
+  negatives only as refill), i.e. as mmdet's published Libra models trained
+  (``configs/libra_rcnn/*_coco.py``; tested against mmdet's steady state);
 * the top bin is closed (a negative with the maximal IoU falls in the last
   bin instead of only being reachable by the random refill);
 * optional fixed upper edge ``max_iou_thr`` for the bins (e.g. the assigner's
