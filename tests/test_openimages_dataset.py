@@ -450,3 +450,13 @@ def test_mmdet_openimages_dataset_packs_multi_hot(gen):
             assert got == ref[tuple(box)]
             hits += dog in got and animal in got
     assert hits >= 2  # both rows of a Dog + Animal box
+
+
+def test_build_runner_registers_the_multi_label_check(tmp_path):
+    from balancedet.apis.runner_setup import build_runner, load_config
+    from balancedet.engine.multi_label_check_hook import MultiLabelTargetCheckHook
+    cfg = load_config(osp.join(ROOT, 'configs/faster_rcnn/faster-rcnn_r18-w16_fpn_8e_demo.py'),
+                      work_dir=str(tmp_path))
+    cfg.default_hooks.pop('multi_label_check')  # a config without it still gets it
+    runner = build_runner(cfg)
+    assert sum(isinstance(h, MultiLabelTargetCheckHook) for h in runner.hooks) == 1

@@ -34,6 +34,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from balancedet.engine import safe_checkpoint  # noqa: F401  (installs the safe loader)
+from balancedet.engine.multi_label_check_hook import MultiLabelTargetCheckHook
 from balancedet.engine.rng_state_hook import RNGStateHook
 
 
@@ -297,6 +298,10 @@ def build_runner(cfg, *, strict_weights=False):
     # states travel in every checkpoint (registered once)
     if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
         runner.register_hook(RNGStateHook())
+    # multi-label data with a head/loss that would reduce it to one label: error
+    # before the first iteration, whatever the config's hook lists say
+    if not any(isinstance(h, MultiLabelTargetCheckHook) for h in runner.hooks):
+        runner.register_hook(MultiLabelTargetCheckHook())
     if strict_weights:
         runner.register_hook(StrictWeightsHook(cfg.get('load_from') or 'checkpoint'))
     return runner
