@@ -14,8 +14,9 @@ softmax baseline, ``ConcurrentSoftmaxLoss(train_mode='softmax')`` (the
 paper's "softmax" rows), which is logged.
 
 :class:`MultiLabelTargetCheckHook` runs the check in ``before_train`` (after
-the build, before the first iteration); balancedet's default runtime
-registers it in ``default_hooks`` so that every config gets it.
+the build, before the first iteration); ``balancedet.apis.build_runner``
+(``tools/train.py``) registers it once for every config, and balancedet's
+default runtime lists it in ``default_hooks`` for runners built otherwise.
 """
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
