@@ -357,3 +357,18 @@ def test_cancellation_with_one_label_per_box_stays_exact():
     ref.sum().backward()
     torch.testing.assert_close(ours.double(), ref.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('content, match', [
+    ('', r'r\.json.* not valid JSON'),
+    ('[1, 2]', r'r\.json.* has no "r" entry'),
+    ('{"r": []}', r'r\.json.* non-empty square'),
+    ('{"r": [[0, 0.1, 0.2], [0.3, 0, 0.1]]}', r'r\.json.* non-empty square.*\(2, 3\)'),
+    ('{"r": [[0, 0.1], [0.3, 0]], "classes": ["a"]}', r'r\.json.*"classes" has 1 names'),
+    ('{"r": [["x", 0], [0, 0]]}', r'r\.json.*not a numeric'),
+])
+def test_bad_r_file_names_the_file(tmp_path, content, match):
+    p = tmp_path / 'r.json'
+    p.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        ConcurrentSoftmaxLoss(num_classes=2, r_file=str(p))

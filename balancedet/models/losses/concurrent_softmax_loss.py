@@ -107,6 +107,12 @@ def _hierarchy_pairs(parents: dict, num_classes: int) -> np.ndarray:
     return hier.ancestor_pairs()
 
 
+def _check_square(mat: np.ndarray, source: str) -> None:
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
+        raise ValueError(f'{source} must be a non-empty square (C, C) matrix, got shape '
+                         f'{tuple(mat.shape)}')
+
+
 def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
                          num_classes: int | None = None,
                          classes: Sequence[str] | None = None,
@@ -130,7 +136,7 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
     """
     if hierarchy not in _HIERARCHY_MODES:
         raise ValueError(f'hierarchy must be one of {_HIERARCHY_MODES}, got {hierarchy!r}')
-    file_parents = None
+    file_parents, source = None, 'r'
     if r is None:
         if num_classes is None:
             raise ValueError('r_file is None: pass num_classes so that r = 0 can be built')
@@ -139,17 +145,29 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
         if not osp.isfile(r):
             raise FileNotFoundError(f'r_file: {r!r} does not exist; create it with '
                                     'tools/analysis_tools/concurrent_rate.py')
+        source = f'r_file {r!r}'
         if r.endswith('.npy'):
             mat = np.load(r).astype(np.float64)
         elif r.endswith('.json'):
-            with open(r) as f:
-                data = json.load(f)
-            if 'r' not in data:
-                raise ValueError(f'r_file: {r!r} has no "r" entry; expected the json '
+            try:
+                with open(r) as f:
+                    data = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f'{source} is not valid JSON ({err}); regenerate it with '
+                                 'tools/analysis_tools/concurrent_rate.py') from None
+            if not isinstance(data, dict) or 'r' not in data:
+                raise ValueError(f'{source} has no "r" entry; expected the json '
                                  'written by tools/analysis_tools/concurrent_rate.py')
-            mat = np.asarray(data['r'], dtype=np.float64)
+            try:
+                mat = np.asarray(data['r'], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f'{source}: "r" is not a numeric (C, C) matrix') from None
             file_classes = data.get('classes')
-            if file_classes is not None and mat.ndim == 2 and len(file_classes) == len(mat):
+            _check_square(mat, source)
+            if file_classes is not None and len(file_classes) != len(mat):
+                raise ValueError(f'{source}: "classes" has {len(file_classes)} names but "r" is '
+                                 f'{mat.shape[0]} x {mat.shape[1]}; regenerate the file')
+            if file_classes is not None:
                 if data.get('parents') is not None:
                     file_parents = {file_classes[k]: [file_classes[x] for x in vs]
                                     for k, vs in _as_parent_lists(data['parents']).items()}
@@ -181,15 +199,14 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
         if isinstance(r, Tensor):
             r = r.detach().cpu().numpy()
         mat = np.asarray(r, dtype=np.float64)
-    if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
-        raise ValueError(f'r must be a square (C, C) matrix, got shape {tuple(mat.shape)}')
+    _check_square(mat, source)
     if num_classes is not None and mat.shape[0] != num_classes:
-        raise ValueError(f'r has shape {tuple(mat.shape)} but the head has num_classes='
+        raise ValueError(f'{source} has shape {tuple(mat.shape)} but the head has num_classes='
                          f'{num_classes}; r must be ({num_classes}, {num_classes}) '
                          '(foreground classes only, no background row)')
     if not np.all(np.isfinite(mat)) or mat.min() < 0 or mat.max() > 1:
-        raise ValueError('r must hold probabilities in [0, 1] (no NaN/inf); got values in '
-                         f'[{np.nanmin(mat):.4g}, {np.nanmax(mat):.4g}]')
+        raise ValueError(f'{source} must hold probabilities in [0, 1] (no NaN/inf); got values '
+                         f'in [{np.nanmin(mat):.4g}, {np.nanmax(mat):.4g}]')
     mat = mat.copy()
     np.fill_diagonal(mat, 0.0)
     if parents is None:
