@@ -46,7 +46,7 @@ def test_rows_present_and_short():
     for m in ('mask', 'faster'):
         rows = [f'{m}-rcnn_r50_fpn_{r}_lvis-v1.py' for r in (
             'random-ms-1x', 'sample1e-3_ms-1x', 'class-aware-sampler_ms-1x',
-            'seesaw-loss_sample1e-3-ms-2x', 'hybrid-sb-lam0p5_ms-9+3e', 'icip-balanced_ms-1x')]
+            'seesaw-loss_sample1e-3-ms-2x', 'hybrid-9e-sb-lam0p5_ms-1x', 'icip-balanced_ms-1x')]
         rows += [f'{m}-rcnn_r50_fpn_sb-lam{lam}_ms-1x_lvis-v1.py'
                  for lam in ('0p3', '0p5', '0p7', '1', '1p5')]
         assert set(rows) <= names
@@ -105,7 +105,7 @@ def test_hybrid_keeps_the_1x_learning_rates(model):
     import mmengine.optim  # noqa: F401  (registers the schedulers)
     import torch
     base = Config.fromfile(lvis(f'{model}-rcnn_r50_fpn_random-ms-1x_lvis-v1.py'))
-    cfg = Config.fromfile(lvis(f'{model}-rcnn_r50_fpn_hybrid-sb-lam0p5_ms-9+3e_lvis-v1.py'))
+    cfg = Config.fromfile(lvis(f'{model}-rcnn_r50_fpn_hybrid-9e-sb-lam0p5_ms-1x_lvis-v1.py'))
     hook = [h for h in cfg.custom_hooks if h['type'] == 'HybridScheduleHook'][0]
     lr = base.optim_wrapper.optimizer.lr
 
