@@ -6,13 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
-from test_lvis_metric import EXPECTED, write_fixture
+from conftest import REPO
+from lvis_fixture import EXPECTED, write_fixture
 
 from balancedet.analysis.sampling_stats import frequency_group_ap, summarise_ap
 from balancedet.datasets.coco_lvis_generator import generate_tiny_lvis
 from balancedet.evaluation.lvis_metric import evaluate_lvis, per_class_ap
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 
 
 def tool():

@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO
 from mmdet.models.task_modules.assigners import AssignResult
 from mmdet.models.task_modules.samplers import IoUBalancedNegSampler
 from mmengine.config import Config
@@ -12,7 +13,7 @@ from mmengine.config import Config
 import balancedet  # noqa: F401
 from balancedet.models.task_modules.iou_balanced_sampler import BalancedIoUSampler
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 LIBRA = osp.join(ROOT, 'configs', 'libra_rcnn', 'libra-faster-rcnn_r50_fpn_1x_coco.py')
 COCO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'libra_rcnn', '*_coco.py')))
 

@@ -13,7 +13,7 @@ import os.path as osp
 import warnings
 
 import pytest
-from conftest import PYTHON, run_tool
+from conftest import PYTHON, REPO, run_tool
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -21,7 +21,7 @@ from balancedet.datasets.coco_lvis_generator import generate_tiny_coco, generate
 
 pytestmark = pytest.mark.slow  # 29 short R-50 runs: minutes on 2 cores
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 COCO = sorted(glob.glob(osp.join(ROOT, 'configs', 'libra_rcnn', '*_coco.py')))
 LVIS = sorted(glob.glob(osp.join(ROOT, 'configs', 'lvis', '*.py')))
 SCALE = (96, 64)

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import REPO
 from mmengine.registry import init_default_scope
 
 import balancedet  # noqa: F401
@@ -30,7 +31,7 @@ from balancedet.datasets.openimages_generator import (
 from balancedet.datasets.same_object import object_ids, object_label_sets
 from balancedet.models.losses.concurrent_softmax_loss import load_concurrent_rate
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 
 
 @pytest.fixture(scope='module')

@@ -5,6 +5,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from balancedet.analysis.effective_number import (
     effective_number,
@@ -21,7 +22,7 @@ from balancedet.datasets.demo_generator import generate_demo_dataset
 from balancedet.datasets.samplers.class_index import ClassImageIndex
 from balancedet.datasets.samplers.soft_balance_sampler import SoftBalanceSampler
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 
 
 def load_tool(name):

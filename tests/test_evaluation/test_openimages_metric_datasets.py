@@ -9,16 +9,14 @@ V6 ``is_group_of``, Challenge ``is_group_ofs`` (on which mmdet's own metric fail
 import copy
 import csv
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmdet.datasets import OpenImagesChallengeDataset, OpenImagesDataset
+from test_openimages_metric import assert_same, run_mmdet, run_ours
 
-from tests.test_openimages_metric import assert_same, run_mmdet, run_ours
-
-REPO = Path(__file__).resolve().parents[1]
 OI_META = REPO / 'balancedet' / 'data' / 'openimages'  # the shipped copies (CC BY 4.0)
 
 

@@ -1,10 +1,10 @@
 """HourglassRPN multi-scale inference and DynamicTrainScale."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 from mmcv.ops import nms
 from mmdet.models.detectors import RPN
 from mmdet.registry import MODELS, TRANSFORMS
@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 
 import balancedet  # noqa: F401
 
-BASE = str(Path(__file__).resolve().parents[1] / 'configs/_base_/models/hourglass-rpn_r18-w16.py')
+BASE = str(REPO / 'configs/_base_/models/hourglass-rpn_r18-w16.py')
 init_default_scope('mmdet')
 
 

@@ -5,15 +5,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
+from oi_metric_data import make_meta, make_samples
 
 from balancedet.evaluation.openimages_metric import FastOpenImagesMetric
-from tests.oi_metric_data import make_meta, make_samples
 
-REPO = Path(__file__).resolve().parents[1]
 NUM_IMGS = 75  # odd: DefaultSampler pads rank 1's share, collect_results must drop the pad
 
 WORKER = textwrap.dedent('''
@@ -23,7 +22,7 @@ WORKER = textwrap.dedent('''
     dist.init_process_group('gloo')
     from mmengine.dataset import DefaultSampler
     from balancedet.evaluation.openimages_metric import FastOpenImagesMetric
-    from tests.oi_metric_data import make_meta, make_samples
+    from oi_metric_data import make_meta, make_samples
 
     rng = np.random.default_rng(21)
     meta, _ = make_meta(30, rng)

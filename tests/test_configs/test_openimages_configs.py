@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -22,7 +23,7 @@ from balancedet.analysis.concurrent_rate import (
 )
 from balancedet.datasets.openimages_generator import generate_openimages_dataset
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'openimages', '*.py')))
 
 

@@ -1,10 +1,10 @@
 """Tests of WeightedLossDetector (per-term loss weights for any detector)."""
 import copy
 import functools
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
@@ -16,8 +16,6 @@ from balancedet.models.detectors.weighted_loss_detector import (
     LossWeightSchedule,
     WeightedLossDetector,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,11 +6,11 @@ must equal the extent of the rectangle's pixels in the transformed image (the
 rotated/sheared rectangle's enclosing box is its pixel extent). DropPixels is
 checked against the binomial law of its dropped-pixel count.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmcv.transforms import Compose
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
@@ -18,7 +18,6 @@ from mmdet.structures.bbox import HorizontalBoxes
 import balancedet  # noqa: F401
 
 SIZE = 128
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_results(box=(40, 30, 80, 66), size=SIZE):

@@ -10,9 +10,9 @@ from mmdet.evaluation.functional import eval_map
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
+from oi_metric_data import make_meta, make_samples
 
 from balancedet.evaluation.openimages_metric import FastOpenImagesMetric, OpenImagesMetricError
-from tests.oi_metric_data import make_meta, make_samples
 
 NC = 40
 

@@ -3,13 +3,11 @@ tools/misc/seed_table.py)."""
 import json
 import runpy
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from balancedet.analysis.run_logs import last_validation, read_scalars
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_run(work_dir, stamp, rows):

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.dataset import ClassBalancedDataset
 from mmengine.registry import init_default_scope
@@ -19,7 +20,7 @@ from balancedet.datasets.samplers.class_index import ClassImageIndex
 from balancedet.datasets.samplers.icip_samplers import ICIPStrategySampler
 from balancedet.datasets.samplers.soft_balance_sampler import SoftBalanceSampler
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'soft_balance', '*.py')))
 
 

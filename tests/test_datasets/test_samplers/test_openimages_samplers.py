@@ -3,6 +3,7 @@ import csv
 
 import numpy as np
 import pytest
+from conftest import REPO
 from mmengine.registry import init_default_scope
 
 import balancedet  # noqa: F401
@@ -89,7 +90,7 @@ def test_sampling_stats_tool_on_openimages_config(root, tmp_path):
     import importlib.util
     import json
     import os.path as osp
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    repo = str(REPO)
     spec = importlib.util.spec_from_file_location(
         'ss_cli', osp.join(repo, 'tools/analysis_tools/sampling_stats.py'))
     cli = importlib.util.module_from_spec(spec)

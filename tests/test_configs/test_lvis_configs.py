@@ -5,10 +5,11 @@ import glob
 import os.path as osp
 
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 from test_coco_libra_configs import flatten, resolve_mmdet
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO)
 LVIS = sorted(glob.glob(osp.join(ROOT, 'configs', 'lvis', '*.py')))
 TYPE_NAMES = {'LVISV1Dataset': 'BalancedLVISDataset', 'LVISMetric': 'BalancedLVISMetric'}
 

@@ -3,11 +3,11 @@ eq. 5 at prediction, the r_ij estimator and its CLI, the ablation configs."""
 import copy
 import json
 import os.path as osp
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox_overlaps
@@ -25,7 +25,6 @@ from balancedet.analysis.concurrent_rate import (
 from balancedet.datasets.transforms.multi_label_packing import PackMultiLabelDetInputs
 
 init_default_scope('mmdet')
-REPO = Path(__file__).resolve().parents[1]
 CFG_DIR = REPO / 'configs/concurrent_softmax'
 MAIN_CFG = CFG_DIR / 'faster-rcnn_r18-w16_fpn_cs-loss-cs-test_8e_demo.py'
 
