@@ -46,6 +46,28 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def load_annotation_json(ann_file, backend_args=None, how_to_make=''):
+    """Read a COCO-style JSON file (COCO, LVIS): a JSON object with the lists
+    ``images``, ``annotations`` and ``categories``, or a :class:`DatasetError`
+    naming the file (``how_to_make`` is the hint for a missing file)."""
+    if not osp.isfile(ann_file) and '://' not in str(ann_file):
+        raise DatasetError(f'annotation file {ann_file!r} does not exist; fix `ann_file`'
+                           + (f' or {how_to_make}' if how_to_make else ''))
+    with get_local_path(ann_file, backend_args=backend_args) as local_path:
+        try:
+            with open(local_path) as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DatasetError(f'annotation file {ann_file!r} is not valid JSON: {err}') from None
+    if not isinstance(data, dict):
+        raise DatasetError(f'annotation file {ann_file!r}: expected a JSON object with '
+                           f'"images", "annotations" and "categories", got {type(data).__name__}')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f'annotation file {ann_file!r}: missing or non-list "{key}"')
+    return data
+
+
 def read_coco_annotations(ann_file, backend_args=None):
     """Load and validate a COCO detection file; return the parsed dict.
 
@@ -59,21 +81,8 @@ def read_coco_annotations(ann_file, backend_args=None):
     which mmdet would drop silently) are removed from the returned dict with
     one warning that gives their count and first ids.
     """
-    if not osp.isfile(ann_file) and '://' not in str(ann_file):
-        raise DatasetError(f'annotation file {ann_file!r} does not exist; generate the demo data '
-                           'with `python tools/misc/make_demo_dataset.py` or fix `ann_file`')
-    with get_local_path(ann_file, backend_args=backend_args) as local_path:
-        try:
-            with open(local_path) as f:
-                coco = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DatasetError(f'annotation file {ann_file!r} is not valid JSON: {err}') from None
-    if not isinstance(coco, dict):
-        raise DatasetError(f'annotation file {ann_file!r}: expected a JSON object with '
-                           f'"images", "annotations" and "categories", got {type(coco).__name__}')
-    for key in ('images', 'annotations', 'categories'):
-        if not isinstance(coco.get(key), list):
-            raise DatasetError(f'annotation file {ann_file!r}: missing or non-list "{key}"')
+    coco = load_annotation_json(
+        ann_file, backend_args, 'generate the demo data with `tools/misc/make_demo_dataset.py`')
 
     def unique_ids(key, fields):
         kind = key[:-1]

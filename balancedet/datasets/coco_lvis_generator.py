@@ -91,6 +91,14 @@ def _class_weights(n):
     return [0.7 ** k for k in range(n)]
 
 
+def _write_json(path, images, anns, categories, description):
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=categories,
+                       info=dict(description=description), licenses=[]), f)
+    return path
+
+
 def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12,
                        max_objects=3, seed=0):
     """Write a tiny COCO 2017 style dataset under ``root``; return the json paths."""
@@ -118,12 +126,8 @@ def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12
                                  segmentation=_polygon(x, y, w, h)))
                 next_ann += 1
             next_img += 1
-        path = osp.join(root, 'annotations', f'instances_{split}2017.json')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(dict(images=images, annotations=anns, categories=categories,
-                           info=dict(description='balancedet tiny COCO'), licenses=[]), f)
-        paths[split] = path
+        paths[split] = _write_json(osp.join(root, 'annotations', f'instances_{split}2017.json'),
+                                   images, anns, categories, 'balancedet tiny COCO')
     return paths
 
 
@@ -179,12 +183,8 @@ def generate_tiny_lvis(root, num_train=9, num_val=6, img_size=96, num_classes=12
                                  segmentation=_polygon(x, y, w, h)))
                 next_ann += 1
             next_img += 1
-        path = osp.join(root, 'annotations', f'lvis_v1_{split}.json')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(dict(images=images, annotations=anns, categories=categories,
-                           info=dict(description='balancedet tiny LVIS v1'), licenses=[]), f)
-        paths[split] = path
+        paths[split] = _write_json(osp.join(root, 'annotations', f'lvis_v1_{split}.json'),
+                                   images, anns, categories, 'balancedet tiny LVIS v1')
     return paths
 
 

@@ -28,15 +28,14 @@ Registered in ``DATASETS`` as ``BalancedLVISDataset``.
 """
 from __future__ import annotations
 
-import json
 import os.path as osp
 from collections import defaultdict
 
 import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
-from mmengine.fileio import get_local_path
 
+from .balanced_coco import load_annotation_json
 from .box_rules import DatasetError, check_boxes, warn_dropped
 
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
@@ -47,18 +46,8 @@ FREQUENCY_GROUPS = ('r', 'c', 'f')
 def read_lvis_annotations(ann_file, backend_args=None, require_frequency=True) -> dict:
     """Load an LVIS v1 file and check what LVIS evaluation and sampling rely on
     (``frequency`` of every category only with ``require_frequency``)."""
-    if not osp.isfile(ann_file) and '://' not in str(ann_file):
-        raise DatasetError(f'annotation file {ann_file!r} does not exist; fix `ann_file` '
-                           '(or write a tiny one with `python tools/misc/make_lvis_dataset.py`)')
-    with get_local_path(ann_file, backend_args=backend_args) as local_path:
-        try:
-            with open(local_path) as f:
-                data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise DatasetError(f'annotation file {ann_file!r} is not valid JSON: {err}') from None
-    for key in ('images', 'annotations', 'categories'):
-        if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise DatasetError(f'annotation file {ann_file!r}: missing or non-list "{key}"')
+    data = load_annotation_json(ann_file, backend_args,
+                                'write a tiny one with `python tools/misc/make_lvis_dataset.py`')
     images = data['images']
     if images and not any(f in images[0] for f in LVIS_IMAGE_FIELDS):
         raise DatasetError(
