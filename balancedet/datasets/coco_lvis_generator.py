@@ -91,6 +91,11 @@ def _class_weights(n):
     return [0.7 ** k for k in range(n)]
 
 
+def _ann(ann_id, img_id, cat_id, x, y, w, h, **extra):
+    return dict(id=ann_id, image_id=img_id, category_id=cat_id, bbox=[x, y, w, h], area=w * h,
+                segmentation=_polygon(x, y, w, h), **extra)
+
+
 def _write_json(path, images, anns, categories, description):
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
@@ -121,9 +126,7 @@ def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12
             for k, (label, (x, y, w, h)) in enumerate(boxes):
                 # every fifth box of the training split is a crowd region
                 crowd = int(split == 'train' and k == 1 and next_ann % 5 == 0)
-                anns.append(dict(id=next_ann, image_id=next_img, category_id=COCO_IDS[label],
-                                 bbox=[x, y, w, h], area=w * h, iscrowd=crowd,
-                                 segmentation=_polygon(x, y, w, h)))
+                anns.append(_ann(next_ann, next_img, COCO_IDS[label], x, y, w, h, iscrowd=crowd))
                 next_ann += 1
             next_img += 1
         paths[split] = _write_json(osp.join(root, 'annotations', f'instances_{split}2017.json'),
@@ -178,9 +181,7 @@ def generate_tiny_lvis(root, num_train=9, num_val=6, img_size=96, num_classes=12
                                date_captured='2013-11-14 16:28:13',
                                neg_category_ids=neg, not_exhaustive_category_ids=not_exh))
             for label, (x, y, w, h) in boxes:
-                anns.append(dict(id=next_ann, image_id=next_img, category_id=label + 1,
-                                 bbox=[x, y, w, h], area=w * h,
-                                 segmentation=_polygon(x, y, w, h)))
+                anns.append(_ann(next_ann, next_img, label + 1, x, y, w, h))
                 next_ann += 1
             next_img += 1
         paths[split] = _write_json(osp.join(root, 'annotations', f'lvis_v1_{split}.json'),
