@@ -27,7 +27,7 @@ import json
 import math
 import os
 import os.path as osp
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -64,18 +64,22 @@ _KINDS = (
 
 @dataclass
 class DemoDatasetSpec:
-    """Parameters of the demo dataset (all sizes in pixels)."""
+    """Parameters of the demo dataset (all sizes in pixels; ``help`` shows in the CLI)."""
     num_train: int = 600
     num_val: int = 200
     img_size: int = 128
-    mean_objects: float = 3.0
+    mean_objects: float = field(default=3.0, metadata=dict(help='objects per non-empty image'))
     min_object_size: int = 12
     max_object_size: int = 48
-    tail_ratio: float = 400.0
-    explicit_multilabel: float = 0.15
-    parent_only: float = 0.08
-    label_noise: float = 0.01
-    empty_fraction: float = 0.03
+    tail_ratio: float = field(default=400.0, metadata=dict(
+        help='frequency of the most over the least frequent object kind'))
+    explicit_multilabel: float = field(default=0.15, metadata=dict(
+        help='share of objects labelled with their leaf and its parent'))
+    parent_only: float = field(default=0.08, metadata=dict(
+        help='share of objects labelled with the parent only'))
+    label_noise: float = field(default=0.01, metadata=dict(
+        help='share of leaf labels replaced by a random other leaf'))
+    empty_fraction: float = field(default=0.03, metadata=dict(help='share of empty images'))
     seed: int = 0
 
     def validate(self):
@@ -240,11 +244,12 @@ def _make_split(out_dir, split, num_images, spec, rng):
                     for cid, name, parent in DEMO_CATEGORIES])
 
 
-def generate_demo_dataset(out_dir, **kwargs):
+def generate_demo_dataset(out_dir, verbose=False, **kwargs):
     """Write the demo dataset under ``out_dir`` and return the annotation paths.
 
     Layout: ``out_dir/{train,val}/*.png`` and ``out_dir/annotations/{train,val}.json``.
-    Keyword arguments are the fields of :class:`DemoDatasetSpec`. The output is
+    Keyword arguments are the fields of :class:`DemoDatasetSpec`; ``verbose``
+    prints each split's size. The output is
     a pure function of the arguments (same seed, same bytes).
     """
     spec = DemoDatasetSpec(**kwargs)
@@ -260,24 +265,20 @@ def generate_demo_dataset(out_dir, **kwargs):
         with open(path, 'w') as f:
             json.dump(coco, f)
         paths[split] = path
+        if verbose:
+            print(f'{split}: {len(coco["images"])} images, {len(coco["annotations"])} '
+                  f'annotations -> {path}')
     return paths
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out-dir', default='data/demo', help='output folder')
-    defaults = DemoDatasetSpec()
-    for field, value in asdict(defaults).items():
-        parser.add_argument('--' + field.replace('_', '-'), type=type(value), default=value)
+    for f in fields(DemoDatasetSpec):
+        parser.add_argument('--' + f.name.replace('_', '-'), type=type(f.default),
+                            default=f.default, help=f.metadata.get('help'))
     args = vars(parser.parse_args(argv))
-    out_dir = args.pop('out_dir')
-    paths = generate_demo_dataset(out_dir, **args)
-    for split, path in paths.items():
-        with open(path) as f:
-            coco = json.load(f)
-        print(f'{split}: {len(coco["images"])} images, {len(coco["annotations"])} '
-              f'annotations -> {path}')
-    return paths
+    return generate_demo_dataset(args.pop('out_dir'), verbose=True, **args)
 
 
 if __name__ == '__main__':

@@ -95,34 +95,22 @@ class _Stub:
         self.state = state
 
 
-class _NdarrayStub(_Stub):
-    """``numpy.ndarray`` (the class argument of ``_reconstruct``)."""
-    __slots__ = ()
+def _stub_type(name: str, doc: str) -> type:
+    return type(name, (_Stub, ), dict(__slots__=(), __doc__=doc, __module__=__name__))
 
 
-class _ArrayStub(_Stub):
-    """Result of ``numpy._core.multiarray._reconstruct(ndarray, shape, typecode)``."""
-    __slots__ = ()
-
-
-class _DtypeStub(_Stub):
-    """``numpy.dtype(code, align, copy)`` plus its ``__setstate__`` tuple."""
-    __slots__ = ()
-
-
-class _ScalarStub(_Stub):
-    """``numpy._core.multiarray.scalar(dtype, bytes)``."""
-    __slots__ = ()
-
-
-class _HistoryBufferStub(_Stub):
-    """``mmengine.logging.history_buffer.HistoryBuffer`` (NEWOBJ then BUILD)."""
-    __slots__ = ()
-
-
-class _AttrRef(_Stub):
-    """``getattr(owner, name)`` recorded as a reference, never resolved."""
-    __slots__ = ()
+# what each stub stands for (the names a checkpoint may use are mapped below)
+_NdarrayStub = _stub_type('_NdarrayStub', '``numpy.ndarray`` (the class argument of '
+                          '``_reconstruct``).')
+_ArrayStub = _stub_type('_ArrayStub', 'Result of ``numpy._core.multiarray._reconstruct('
+                        'ndarray, shape, typecode)``.')
+_DtypeStub = _stub_type('_DtypeStub', '``numpy.dtype(code, align, copy)`` plus its '
+                        '``__setstate__`` tuple.')
+_ScalarStub = _stub_type('_ScalarStub', '``numpy._core.multiarray.scalar(dtype, bytes)``.')
+_HistoryBufferStub = _stub_type('_HistoryBufferStub', '``mmengine.logging.history_buffer.'
+                                'HistoryBuffer`` (NEWOBJ then BUILD).')
+_AttrRef = _stub_type('_AttrRef', '``getattr(owner, name)`` recorded as a reference, never '
+                      'resolved.')
 
 
 def _reconstruct(*args):
