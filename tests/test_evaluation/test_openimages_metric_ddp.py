@@ -44,7 +44,8 @@ def test_two_process_gather_equals_single(tmp_path):
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / 'tests'),
+                                           os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
          str(script), str(tmp_path), str(NUM_IMGS)], env=env, capture_output=True, text=True,
