@@ -38,7 +38,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from balancedet.datasets.balanced_coco import category_parents, read_coco_annotations
+from balancedet.datasets.balanced_coco import (
+    category_labels,
+    category_parents,
+    read_coco_annotations,
+)
 from balancedet.datasets.same_object import SAME_OBJECT_RULE, object_ids
 
 
@@ -87,18 +91,7 @@ def estimate_concurrent_rate(ann: str | dict,
                                  f', which is not in "categories" (ids {sorted(cat_ids)})')
     else:
         raise TypeError(f'ann must be a file path or a COCO dict, got {type(ann).__name__}')
-    cats = sorted(coco['categories'], key=lambda c: c['id'])
-    names = [c['name'] for c in cats]
-    if classes is None:
-        classes = names
-    else:
-        classes = list(classes)
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise ValueError(f'classes {unknown} are not categories of the annotation file '
-                             f'(it has {names}); fix `classes`')
-    index = {name: i for i, name in enumerate(classes)}
-    cat_to_label = {c['id']: index.get(c['name']) for c in cats}
+    classes, cat_to_label = category_labels(coco['categories'], classes)
     num = len(classes)
     n_obj = np.zeros(num, dtype=np.int64)
     co = np.zeros((num, num), dtype=np.int64)
@@ -106,7 +99,7 @@ def estimate_concurrent_rate(ann: str | dict,
     for a in coco['annotations']:
         if a.get('iscrowd', 0):
             continue
-        if cat_to_label[a['category_id']] is None:
+        if a['category_id'] not in cat_to_label:
             continue  # category not among `classes`
         by_image.setdefault(a['image_id'], []).append(a)
     for anns in by_image.values():

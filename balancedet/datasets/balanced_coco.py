@@ -164,18 +164,30 @@ def read_coco_annotations(ann_file, backend_args=None):
     return coco
 
 
-def category_labels(categories, classes=None):
+def category_labels(categories, classes=None, source='the annotation file'):
     """The category -> label rule: ``(classes, {category id: label})``.
 
     ``classes`` (names in label order) defaults to every category name in
     category-id order; a category whose name is not in ``classes`` gets no
-    label. Every COCO reader of balancedet maps categories through this.
+    label, and a class that names no category is a :class:`DatasetError`
+    naming ``source``. Every COCO / LVIS reader of balancedet maps categories
+    through this.
     """
     cats = sorted(categories, key=lambda c: c['id'])
+    names = tuple(c['name'] for c in cats)
     if classes is None:
-        classes = tuple(c['name'] for c in cats)
+        classes = names
+    unknown = [c for c in classes if c not in set(names)]
+    if unknown:
+        raise DatasetError(f'metainfo classes {unknown[:10]} are not categories of {source} (it '
+                           f'has {len(names)}, e.g. {list(names[:10])}); fix `metainfo.classes`')
     index = {name: i for i, name in enumerate(classes)}
     return tuple(classes), {c['id']: index[c['name']] for c in cats if c['name'] in index}
+
+
+def default_palette(num_classes):
+    """A fixed colour per class (mmdet's visualizer needs one)."""
+    return [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7)) for k in range(num_classes)]
 
 
 def category_parents(categories, classes):
@@ -222,17 +234,11 @@ class BalancedCocoDataset(CocoDataset):
 
     def load_data_list(self):
         coco = read_coco_annotations(self.ann_file, self.backend_args)
-        names = category_labels(coco['categories'])[0]
-        classes = self._metainfo.get('classes')
-        if classes is None:
-            classes = self._metainfo['classes'] = names
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise DatasetError(f'metainfo classes {unknown} are not categories of '
-                               f'{self.ann_file!r} (it has {list(names)}); fix `metainfo.classes`')
+        classes = category_labels(coco['categories'], self._metainfo.get('classes'),
+                                  repr(self.ann_file))[0]
+        self._metainfo['classes'] = classes
         if self._metainfo.get('palette') is None:
-            self._metainfo['palette'] = [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7))
-                                         for k in range(len(classes))]
+            self._metainfo['palette'] = default_palette(len(classes))
         self._metainfo['parents'] = category_parents(coco['categories'], classes)
 
         # mmdet's loader builds its COCO index through ``self.COCOAPI``: hand it

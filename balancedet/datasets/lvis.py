@@ -35,7 +35,7 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from .balanced_coco import load_annotation_json
+from .balanced_coco import category_labels, default_palette, load_annotation_json
 from .box_rules import DatasetError, check_boxes, warn_dropped
 
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
@@ -109,24 +109,14 @@ class BalancedLVISDataset(CocoDataset):
         # frequency is optional for training (metainfo['frequency'] then holds None); the
         # metric, which reports APr / APc / APf, requires it
         data = read_lvis_annotations(self.ann_file, self.backend_args, require_frequency=False)
-        cats = sorted(data['categories'], key=lambda c: c['id'])
-        names = [c['name'] for c in cats]
-        classes = self._metainfo.get('classes')
-        if classes is None:
-            classes = tuple(names)
-            self._metainfo['classes'] = classes
-        else:
-            unknown = [c for c in classes if c not in names]
-            if unknown:
-                raise DatasetError(f'metainfo classes {unknown[:5]} are not categories of '
-                                   f'{self.ann_file!r}; fix `metainfo.classes`')
-        by_name = {c['name']: c for c in cats}
-        self._metainfo['frequency'] = [by_name[n].get('frequency') for n in classes]
+        classes, self.cat2label = category_labels(
+            data['categories'], self._metainfo.get('classes'), repr(self.ann_file))
+        self._metainfo['classes'] = classes
+        self.cat_ids = sorted(self.cat2label, key=self.cat2label.get)
+        frequency = {c['id']: c.get('frequency') for c in data['categories']}
+        self._metainfo['frequency'] = [frequency[cid] for cid in self.cat_ids]
         if self._metainfo.get('palette') is None:
-            self._metainfo['palette'] = [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7))
-                                         for k in range(len(classes))]
-        self.cat_ids = [by_name[n]['id'] for n in classes]
-        self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
+            self._metainfo['palette'] = default_palette(len(classes))
         images = {img['id']: img for img in data['images']}
         anns = [a for a in data['annotations'] if a['category_id'] in self.cat2label]
         if anns:  # balancedet's box rule (box_rules.check_boxes), as BalancedCocoDataset

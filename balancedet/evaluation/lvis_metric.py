@@ -50,6 +50,7 @@ from mmdet.structures.mask import encode_mask_results
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
+from balancedet.datasets.balanced_coco import DatasetError, category_labels
 from balancedet.datasets.lvis import FREQUENCY_GROUPS, read_lvis_annotations
 
 IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -303,16 +304,13 @@ class BalancedLVISMetric(BaseMetric):
             self.results.append(result)
 
     def _label_to_cat_id(self) -> list:
-        cats = sorted(self.gt['categories'], key=lambda c: c['id'])
-        classes = (self.dataset_meta or {}).get('classes')
-        if not classes:
-            return [c['id'] for c in cats]
-        by_name = {c['name']: c['id'] for c in cats}
-        missing = [c for c in classes if c not in by_name]
-        if missing:
-            raise ValueError(f'BalancedLVISMetric: classes {missing[:5]} of the dataset are not '
-                             f'categories of {self.ann_file!r}; use the same annotation version')
-        return [by_name[c] for c in classes]
+        classes = (self.dataset_meta or {}).get('classes') or None
+        try:
+            cat2label = category_labels(self.gt['categories'], classes, repr(self.ann_file))[1]
+        except DatasetError as err:
+            raise ValueError(f'BalancedLVISMetric: {err} (use the same annotation version '
+                             'for the dataset and the metric)') from None
+        return sorted(cat2label, key=cat2label.get)
 
     def results_to_json(self, results) -> dict:
         """COCO result dicts per metric, label indices mapped to category ids."""

@@ -41,6 +41,7 @@ from balancedet.analysis.sampling_stats import (
     summarise_ap,
     summarise_names,
 )
+from balancedet.datasets.balanced_coco import category_labels
 from balancedet.datasets.samplers.class_index import ClassImageIndex
 
 _COCO_TEXT = re.compile(r'(?:coco/)?(?:bbox_)?([^\s"\'/:,{}]+)_precision["\']?\s*[:=]\s*'
@@ -103,7 +104,7 @@ def load_train_counts(path):
     if isinstance(data, dict) and all(k in data for k in ('images', 'annotations',
                                                           'categories')):
         cats = sorted(data['categories'], key=lambda c: c['id'])
-        id2label = {c['id']: i for i, c in enumerate(cats)}
+        id2label = category_labels(cats)[1]
         id2img = {img['id']: i for i, img in enumerate(data['images'])}
         anns = [a for a in data['annotations'] if not a.get('iscrowd', 0)]
         for a in anns:
