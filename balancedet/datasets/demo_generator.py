@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import cv2
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
 
 ROOT_NAME = 'shape'
 
@@ -155,17 +156,10 @@ def _place_box(rng, spec, placed):
         x1 = int(rng.integers(0, spec.img_size - w + 1))
         y1 = int(rng.integers(0, spec.img_size - h + 1))
         box = (x1, y1, x1 + w, y1 + h)
-        if all(_iou(box, other) < 0.3 for other in placed):
+        if not placed or bbox_overlaps(np.array([box], dtype=np.float64),
+                                       np.array(placed, dtype=np.float64)).max() < 0.3:
             return box
     return None
-
-
-def _iou(a, b):
-    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 def _make_split(out_dir, split, num_images, spec, rng):
