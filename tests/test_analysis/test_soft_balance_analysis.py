@@ -88,7 +88,7 @@ def test_stats_bad_input_and_report():
     index = ClassImageIndex.from_pairs([0, 1, 1], [0, 0, 1], 3, 3)
     with pytest.raises(ValueError, match='epoch_length must be >= 1'):
         sampling_stats(index, [1.0], epoch_length=0)
-    with pytest.raises(ValueError, match='lam must be a finite number >= 0'):
+    with pytest.raises(ValueError, match='`lam` must be a number >= 0'):
         sampling_stats(index, [-1.0])
     stats = sampling_stats(index, [0.0, 1.0])
     assert np.isnan(stats['per_lambda'][1.0]['unseen'][2])  # class without images

@@ -232,17 +232,6 @@ def _ancestor_expander(dataset, num_classes: int):
     return expand
 
 
-def check_positive_int(value, name: str, fix: str, allow_none: bool = False):
-    """Return ``value`` if it is an int >= 1, else raise a clear error."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'{name} must be an int, got {type(value).__name__} ({value!r}); {fix}')
-    if value < 1:
-        raise ValueError(f'{name} must be >= 1, got {value}; {fix}')
-    return int(value)
-
-
 class ClassIndexSamplerBase(Sampler):
     """DDP-aware sampler over a global per-epoch sequence.
 

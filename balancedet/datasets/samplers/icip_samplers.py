@@ -23,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 from mmdet.registry import DATA_SAMPLERS
 
-from .class_index import ClassIndexSamplerBase, check_positive_int
+from balancedet.utils import check_choice, check_number
+
+from .class_index import ClassIndexSamplerBase
 
 ICIP_STRATEGIES = ('base', 'random', 'balanced')
 
@@ -45,13 +47,10 @@ class ICIPStrategySampler(ClassIndexSamplerBase):
     def __init__(self, dataset, strategy: str = 'balanced',
                  images_per_class: int | None = None, seed: int | None = None,
                  round_up: bool = True) -> None:
-        if strategy not in ICIP_STRATEGIES:
-            raise ValueError(f'strategy must be one of {ICIP_STRATEGIES}, got {strategy!r}')
-        self.strategy = strategy
-        self.images_per_class = check_positive_int(
-            images_per_class, 'images_per_class',
-            'give K >= 1 images per class per epoch, or None for len(dataset) / C',
-            allow_none=True)
+        self.strategy = check_choice(strategy, 'strategy', ICIP_STRATEGIES)
+        self.images_per_class = check_number(
+            images_per_class, 'images_per_class', integer=True, low=1, allow_none=True,
+            fix='give K >= 1 images per class per epoch, or None for len(dataset) / C')
         super().__init__(dataset, seed=seed, round_up=round_up)
         self.index = self._build_index(dataset)
         self._valid = np.flatnonzero(self.index.counts > 0)

@@ -31,12 +31,13 @@ keep disjoint interleaved shares; see :class:`ClassIndexSamplerBase`.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from mmdet.registry import DATA_SAMPLERS
 
-from .class_index import ClassIndexSamplerBase, check_positive_int
+from balancedet.utils import check_number
+
+from .class_index import ClassIndexSamplerBase
 
 
 def soft_balance_probs(counts, lam: float) -> np.ndarray:
@@ -69,12 +70,8 @@ def soft_balance_probs(counts, lam: float) -> np.ndarray:
 
 
 def check_lambda(lam) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f'lam must be a real number >= 0, got {type(lam).__name__} ({lam!r})')
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f'lam must be a finite number >= 0 (0: natural sampling, 1: class-aware, '
-                         f'>1: stronger re-balancing), got {lam}')
-    return float(lam)
+    return check_number(lam, 'lam', low=0,
+                        fix='0: natural sampling, 1: class-aware, >1: stronger re-balancing')
 
 
 @DATA_SAMPLERS.register_module()
@@ -98,9 +95,9 @@ class SoftBalanceSampler(ClassIndexSamplerBase):
                  count_descendants: bool = False) -> None:
         self.count_descendants = bool(count_descendants)
         self.lam = check_lambda(lam)
-        self.num_samples_per_epoch = check_positive_int(
-            num_samples_per_epoch, 'num_samples_per_epoch',
-            'use None for one dataset length per epoch', allow_none=True)
+        self.num_samples_per_epoch = check_number(
+            num_samples_per_epoch, 'num_samples_per_epoch', integer=True, low=1, allow_none=True,
+            fix='use None for one dataset length per epoch')
         super().__init__(dataset, seed=seed, round_up=round_up)
         self.index = self._build_index(dataset)
         self.class_probs = soft_balance_probs(self.index.counts, self.lam)

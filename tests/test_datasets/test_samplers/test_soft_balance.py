@@ -244,17 +244,17 @@ def test_ranks_partition_the_global_sequence(monkeypatch, world, round_up, make)
 # ------------------------------------------------------------- bad input ---
 def test_bad_lambda_and_lengths():
     ds = long_tail_dataset()
-    with pytest.raises(ValueError, match='lam must be a finite number >= 0'):
+    with pytest.raises(ValueError, match='`lam` must be a number >= 0'):
         SoftBalanceSampler(ds, lam=-0.1, seed=0)
-    with pytest.raises(TypeError, match='lam must be a real number'):
+    with pytest.raises(TypeError, match='`lam` must be a number'):
         SoftBalanceSampler(ds, lam='1', seed=0)
-    with pytest.raises(ValueError, match='num_samples_per_epoch must be >= 1'):
+    with pytest.raises(ValueError, match='`num_samples_per_epoch` must be an int >= 1'):
         SoftBalanceSampler(ds, num_samples_per_epoch=0, seed=0)
-    with pytest.raises(ValueError, match='images_per_class must be >= 1'):
+    with pytest.raises(ValueError, match='`images_per_class` must be an int >= 1'):
         ICIPStrategySampler(ds, strategy='balanced', images_per_class=0, seed=0)
-    with pytest.raises(TypeError, match='images_per_class must be an int'):
+    with pytest.raises(TypeError, match='`images_per_class` must be an int'):
         ICIPStrategySampler(ds, strategy='balanced', images_per_class=2.5, seed=0)
-    with pytest.raises(ValueError, match='strategy must be one of'):
+    with pytest.raises(ValueError, match='`strategy` must be one of'):
         ICIPStrategySampler(ds, strategy='shuffle', seed=0)
 
 
