@@ -16,6 +16,8 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 
+from balancedet.utils import check_number
+
 
 @TRANSFORMS.register_module()
 class DropPixels(BaseTransform):
@@ -43,8 +45,7 @@ class DropPixels(BaseTransform):
         if not (0.0 <= low <= high <= 1.0):
             raise ValueError(f'DropPixels: fraction must lie in [0, 1] (with low <= high), got '
                              f'{fraction!r}; e.g. fraction=0.05 drops 5 % of the pixels')
-        if not 0.0 <= float(prob) <= 1.0:
-            raise ValueError(f'DropPixels: prob must lie in [0, 1], got {prob}')
+        check_number(prob, 'prob', owner='DropPixels', low=0, high=1)
         self.fraction = (low, high)
         self.prob = float(prob)
 

@@ -21,6 +21,8 @@ import numpy as np
 from mmdet.datasets.transforms import Resize
 from mmdet.registry import TRANSFORMS
 
+from balancedet.utils import check_number
+
 
 def _pair(value, name):
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) \
@@ -64,10 +66,8 @@ class DynamicTrainScale(Resize):
         super().__init__(scale_factor=1.0, keep_ratio=False, **kwargs)
         self.anchor_range = _pair(anchor_range, 'anchor_range')
         self.scale_range = _pair(scale_range, 'scale_range')
-        if max_side is not None and (not isinstance(max_side, int)
-                                     or max_side <= 0):
-            raise ValueError('DynamicTrainScale: max_side must be a positive '
-                             f'int or None, got {max_side!r}')
+        check_number(max_side, 'max_side', owner='DynamicTrainScale', integer=True, low=1,
+                     allow_none=True)
         self.max_side = max_side
         self.max_tries = int(max_tries)
 

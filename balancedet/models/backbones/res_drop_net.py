@@ -23,6 +23,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from balancedet.utils import check_number
+
 #: (mid width, out width, number of blocks, stride) of each stage.
 DEFAULT_STAGES = ((64, 128, 1, 1), (64, 256, 3, 1), (128, 512, 4, 2))
 
@@ -73,10 +75,9 @@ class ResDropNet(BaseModule):
                  widen_factor=1.0, out_indices=None, norm_cfg=None, norm_eval=False,
                  init_cfg=None):
         super().__init__(init_cfg)
-        if not 0.0 <= float(stem_dropout) < 1.0:
-            raise ValueError(f'ResDropNet: stem_dropout must lie in [0, 1), got {stem_dropout}')
-        if widen_factor <= 0:
-            raise ValueError(f'ResDropNet: widen_factor must be > 0, got {widen_factor}')
+        check_number(stem_dropout, 'stem_dropout', owner='ResDropNet', low=0, high=1,
+                     high_open=True)
+        check_number(widen_factor, 'widen_factor', owner='ResDropNet', low=0, low_open=True)
         stages = tuple(tuple(s) for s in stages)
         if not stages or any(len(s) != 4 or min(s) < 1 for s in stages):
             raise ValueError('ResDropNet: stages must be a non-empty list of (mid, out, '

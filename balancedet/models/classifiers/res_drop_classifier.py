@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 
+from balancedet.utils import check_number
+
 
 def image_labels(data_samples, device=None):
     """One class per image: the most frequent gt label (ties: smallest)."""
@@ -55,11 +57,8 @@ class ResDropClassifier(BaseModel):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f'ResDropClassifier: num_classes must be an int >= 2, '
-                             f'got {num_classes!r}')
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f'ResDropClassifier: dropout must lie in [0, 1), got {dropout}')
+        check_number(num_classes, 'num_classes', owner='ResDropClassifier', integer=True, low=2)
+        check_number(dropout, 'dropout', owner='ResDropClassifier', low=0, high=1, high_open=True)
         self.backbone = MODELS.build(backbone)
         self.num_classes = num_classes
         self.head = nn.Sequential(

@@ -23,6 +23,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from balancedet.utils import check_number
+
 
 def _fit(x: Tensor, size) -> Tensor:
     """Crop (or zero-pad) a 2x up-sampled map to the size of the down map."""
@@ -66,12 +68,9 @@ class HourglassNeck(BaseModule):
             raise ValueError('HourglassNeck: in_channels must be a non-empty '
                              'list with the channels of each backbone level, '
                              f'got {in_channels!r}')
-        if not isinstance(out_channels, int) or out_channels <= 0:
-            raise ValueError('HourglassNeck: out_channels must be a positive '
-                             f'int, got {out_channels!r}')
-        if not isinstance(num_extra_levels, int) or num_extra_levels < 0:
-            raise ValueError('HourglassNeck: num_extra_levels must be an int '
-                             f'>= 0, got {num_extra_levels!r}')
+        check_number(out_channels, 'out_channels', owner='HourglassNeck', integer=True, low=1)
+        check_number(num_extra_levels, 'num_extra_levels', owner='HourglassNeck', integer=True,
+                     low=0)
         self.in_channels = list(in_channels)
         self.out_channels = out_channels
         self.up_path = up_path
