@@ -73,6 +73,17 @@ CASES = {
 }
 
 
+def as_det_data_samples(samples):
+    """The dict samples as the DetDataSamples a model returns."""
+    out = []
+    for s in samples:
+        d = DetDataSample(metainfo=dict(img_id=s['img_id'], instances=s['instances'],
+                                        image_level_labels=s['image_level_labels']))
+        d.pred_instances = InstanceData(**s['pred_instances'])
+        out.append(d)
+    return out
+
+
 @pytest.mark.parametrize('case', list(CASES))
 def test_matches_mmdet(case):
     rng = np.random.default_rng(list(CASES).index(case))
@@ -122,12 +133,7 @@ def test_det_data_samples_and_registry():
     rng = np.random.default_rng(3)
     meta, _ = make_meta(NC, rng)
     samples = make_samples(30, NC, rng)
-    ds = []
-    for s in samples:
-        d = DetDataSample(metainfo=dict(img_id=s['img_id'], instances=s['instances'],
-                                        image_level_labels=s['image_level_labels']))
-        d.pred_instances = InstanceData(**s['pred_instances'])
-        ds.append(d)
+    ds = as_det_data_samples(samples)
     m = METRICS.build(dict(type='FastOpenImagesMetric'))
     m.dataset_meta = meta
     m.process({}, ds)
@@ -327,12 +333,7 @@ def test_through_mmengine_evaluator():
     rng = np.random.default_rng(23)
     meta, _ = make_meta(NC, rng)
     samples = make_samples(20, NC, rng)
-    ds = []
-    for s in samples:
-        d = DetDataSample(metainfo=dict(img_id=s['img_id'], instances=s['instances'],
-                                        image_level_labels=s['image_level_labels']))
-        d.pred_instances = InstanceData(**s['pred_instances'])
-        ds.append(d)
+    ds = as_det_data_samples(samples)
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet'):  # a runner with default_scope='mmdet'
         ev = Evaluator(dict(type='FastOpenImagesMetric'))
