@@ -23,21 +23,12 @@ its 30-anchor set uses ratios {0.15, 0.5, 1, 2, 6.7}) -- and implements:
 Remark (b), the negative cap, is the ``neg_pos_ub=2`` of the sampler in
 ``train_cfg`` (mmdet's ``RandomSampler`` or ``GrayClassSampler``).
 """
-import copy
-from typing import List
-
 import torch
 from mmdet.models.dense_heads import RPNHead
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
-from mmdet.models.utils import images_to_levels
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes
-from mmdet.utils import InstanceList, OptInstanceList
-from mmengine.config import ConfigDict
-from mmengine.structures import InstanceData
-from torch import Tensor
 
-from balancedet.utils import check_nms_cfg
+from balancedet.utils import check_choice, check_nms_cfg
 
 GRAY_LABEL = 1
 
@@ -65,10 +56,7 @@ class HourglassRPNHead(RPNHead):
                  gray_class: bool = False,
                  nms_across_levels: bool = True,
                  **kwargs) -> None:
-        num_classes = kwargs.pop('num_classes', 1)
-        if num_classes != 1:
-            raise ValueError('HourglassRPNHead: num_classes must be 1 (object '
-                             f'proposals), got {num_classes}')
+        check_choice(kwargs.pop('num_classes', 1), 'num_classes', (1, ), owner='HourglassRPNHead')
         loss_cls = kwargs.get('loss_cls', None)
         if gray_class and (loss_cls is None
                            or loss_cls.get('use_sigmoid', False)):
@@ -103,13 +91,12 @@ class HourglassRPNHead(RPNHead):
         if not self.gray_class:
             return out
         labels, label_weights = out[0], out[1]
-        sampling_result = out[-1]
-        gray = getattr(sampling_result, 'gray_inds', None)
+        gray = getattr(out[-1], 'gray_inds', None)
         if gray is None:
             raise ValueError('HourglassRPNHead: gray_class=True but the sampler '
                              "gave no gray_inds; use type='GrayClassSampler'")
         if gray.numel() > 0:
-            if unmap_outputs:
+            if unmap_outputs:  # gray_inds index the anchors inside the image
                 inside = anchor_inside_flags(flat_anchors, valid_flags,
                                              img_meta['img_shape'][:2],
                                              self.train_cfg['allowed_border'])
@@ -118,76 +105,32 @@ class HourglassRPNHead(RPNHead):
             label_weights[gray] = 1.0
         return out
 
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None) -> dict:
-        if not self.per_level_norm:
-            return super().loss_by_feat(cls_scores, bbox_preds,
-                                        batch_gt_instances, batch_img_metas,
-                                        batch_gt_instances_ignore)
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        device = cls_scores[0].device
-        anchor_list, valid_flag_list = self.get_anchors(
-            featmap_sizes, batch_img_metas, device=device)
-        (labels_list, label_weights_list, bbox_targets_list, bbox_weights_list,
-         _) = self.get_targets(
-             anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
-             batch_gt_instances_ignore=batch_gt_instances_ignore)
-        num_level_anchors = [a.size(0) for a in anchor_list[0]]
-        all_anchor_list = images_to_levels(
-            [cat_boxes(a) for a in anchor_list], num_level_anchors)
-        losses_cls, losses_bbox = [], []
-        for lvl in range(len(cls_scores)):
+    def loss_by_feat_single(self, cls_score, bbox_pred, anchors, labels, label_weights,
+                            bbox_targets, bbox_weights, avg_factor) -> tuple:
+        if self.per_level_norm:
             # N^m of eq. 2: anchors sampled on this level (fg + bg [+ gray])
-            n_m = (label_weights_list[lvl] > 0).sum().float().clamp(min=1.0)
-            loss_cls, loss_bbox = self.loss_by_feat_single(
-                cls_scores[lvl], bbox_preds[lvl], all_anchor_list[lvl],
-                labels_list[lvl], label_weights_list[lvl],
-                bbox_targets_list[lvl], bbox_weights_list[lvl], avg_factor=n_m)
-            losses_cls.append(loss_cls)
-            losses_bbox.append(loss_bbox)
-        return dict(loss_rpn_cls=losses_cls, loss_rpn_bbox=losses_bbox)
+            avg_factor = (label_weights > 0).sum().float().clamp(min=1.0)
+        return super().loss_by_feat_single(cls_score, bbox_pred, anchors, labels, label_weights,
+                                           bbox_targets, bbox_weights, avg_factor)
 
     # -------------------------------------------------------------- inference
-    def _predict_by_feat_single(self,
-                                cls_score_list: List[Tensor],
-                                bbox_pred_list: List[Tensor],
-                                score_factor_list: List[Tensor],
-                                mlvl_priors: List[Tensor],
-                                img_meta: dict,
-                                cfg: ConfigDict,
-                                rescale: bool = False,
-                                with_nms: bool = True) -> InstanceData:
-        cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        nms_pre = cfg.get('nms_pre', -1)
-        score_thr = cfg.get('score_thr', 0.0)
-        reg_dim = self.bbox_coder.encode_size
-        boxes, scores, level_ids = [], [], []
-        for lvl, (cls_score, bbox_pred, priors) in enumerate(
-                zip(cls_score_list, bbox_pred_list, mlvl_priors)):
-            logits = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-            if self.use_sigmoid_cls:
-                score = logits[:, 0].sigmoid()
-            else:
-                score = logits.softmax(-1)[:, 0]  # P(object)
-            deltas = bbox_pred.permute(1, 2, 0).reshape(-1, reg_dim)
-            keep = torch.nonzero(score >= score_thr, as_tuple=False).view(-1)
-            if 0 < nms_pre < keep.numel():
-                top = score[keep].topk(nms_pre).indices
-                keep = keep[top]
-            score, deltas, priors = score[keep], deltas[keep], priors[keep]
-            boxes.append(self.bbox_coder.decode(
-                priors, deltas, max_shape=img_meta['img_shape']))
-            scores.append(score)
-            level_ids.append(score.new_full(
-                (score.numel(), ), 0 if self.nms_across_levels else lvl,
-                dtype=torch.long))
-        results = InstanceData()
-        results.bboxes = torch.cat(boxes)
-        results.scores = torch.cat(scores)
-        results.level_ids = torch.cat(level_ids)
-        return self._bbox_post_process(
-            results=results, cfg=cfg, rescale=rescale, img_meta=img_meta)
+    def _predict_by_feat_single(self, cls_score_list, *args, **kwargs):
+        if not self.gray_class:
+            return super()._predict_by_feat_single(cls_score_list, *args, **kwargs)
+        # P(object) of the 3-way softmax is the 2-way softmax over (object,
+        # logaddexp(gray, background)), which mmdet's RPNHead scores as usual
+        two_way = [torch.stack((s[0::3], s[1::3].logaddexp(s[2::3])), 1).flatten(0, 1)
+                   for s in cls_score_list]
+        self.cls_out_channels = 2
+        try:
+            return super()._predict_by_feat_single(two_way, *args, **kwargs)
+        finally:
+            self.cls_out_channels = 3
+
+    def _bbox_post_process(self, results, cfg, rescale=False, with_nms=True, img_meta=None):
+        # the top nms_pre of every level (mmdet) with score >= score_thr, then
+        # one NMS over all levels together (all level ids 0)
+        results = results[results.scores >= cfg.get('score_thr', 0.0)]
+        if self.nms_across_levels:
+            results.level_ids = torch.zeros_like(results.level_ids)
+        return super()._bbox_post_process(results, cfg, rescale, with_nms, img_meta)
