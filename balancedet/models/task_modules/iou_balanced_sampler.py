@@ -58,6 +58,8 @@ from mmdet.structures.bbox import BaseBoxes, cat_boxes
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from balancedet.utils import check_number
+
 
 @functools.lru_cache(maxsize=None)
 def _bin_fractions(num_bins: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -125,37 +127,28 @@ class BalancedIoUSampler(BaseSampler):
                  neg_pos_ub: int = -1,
                  add_gt_as_proposals: bool = True,
                  **kwargs) -> None:
-        name = type(self).__name__
-        if isinstance(num, bool) or not isinstance(num, int) or num < 0:
-            raise ValueError(f'{name}: `num` must be an int >= 0, got {num!r}')
-        if not isinstance(pos_fraction, (int, float)) or not 0 <= pos_fraction <= 1:
-            raise ValueError(f'{name}: `pos_fraction` must be in [0, 1], got '
-                             f'{pos_fraction!r}')
-        if not isinstance(floor_thr, (int, float)) or not (
-                floor_thr == -1 or 0 <= floor_thr < 1):
-            raise ValueError(f'{name}: `floor_thr` must be -1 (no floor set) or in '
-                             f'[0, 1), got {floor_thr!r}')
-        if not isinstance(floor_fraction, (int, float)) or not 0 <= floor_fraction <= 1:
-            raise ValueError(f'{name}: `floor_fraction` must be in [0, 1], got '
-                             f'{floor_fraction!r}; e.g. floor_fraction=0')
+        owner = type(self).__name__
+        check_number(num, 'num', owner=owner, integer=True, low=0)
+        check_number(pos_fraction, 'pos_fraction', owner=owner, low=0, high=1)
+        if floor_thr != -1:
+            check_number(floor_thr, 'floor_thr', owner=owner, low=0, high=1, high_open=True,
+                         fix='-1 disables the floor set')
+        check_number(floor_fraction, 'floor_fraction', owner=owner, low=0, high=1,
+                     fix='e.g. floor_fraction=0')
         if floor_thr == -1 and floor_fraction > 0:
-            raise ValueError(f'{name}: `floor_fraction`={floor_fraction} needs a floor '
+            raise ValueError(f'{owner}: `floor_fraction`={floor_fraction} needs a floor '
                              f'set; set `floor_thr` >= 0 or floor_fraction=0')
-        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
-            raise ValueError(f'{name}: `num_bins` must be an int >= 1, got '
-                             f'{num_bins!r}; e.g. num_bins=3')
-        if max_iou_thr is not None and (
-                not isinstance(max_iou_thr, (int, float))
-                or not max(floor_thr, 0) < max_iou_thr <= 1):
-            raise ValueError(f'{name}: `max_iou_thr` must be None or in '
-                             f'(max(floor_thr, 0), 1], got {max_iou_thr!r}')
+        check_number(num_bins, 'num_bins', owner=owner, integer=True, low=1, fix='e.g. num_bins=3')
+        check_number(max_iou_thr, 'max_iou_thr', owner=owner, low=max(floor_thr, 0),
+                     low_open=True, high=1, allow_none=True,
+                     fix='its lower bound is max(floor_thr, 0); None: the largest IoU')
         if not isinstance(pos_balance, bool):
-            raise TypeError(f'{name}: `pos_balance` must be a bool, got '
+            raise TypeError(f'{owner}: `pos_balance` must be a bool, got '
                             f'{type(pos_balance).__name__}')
         # `context` is passed by mmdet's RoI heads, `rng` by mmdet's tests
         unknown = set(kwargs) - {'rng', 'context'}
         if unknown:
-            raise TypeError(f'{name}: unexpected arguments {sorted(unknown)}')
+            raise TypeError(f'{owner}: unexpected arguments {sorted(unknown)}')
         super().__init__(
             num=num,
             pos_fraction=pos_fraction,
