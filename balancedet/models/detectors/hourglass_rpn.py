@@ -70,12 +70,10 @@ class HourglassRPN(RPN):
         check_nms_cfg(dict(nms=inter_scale_nms), 'HourglassRPN.inter_scale')
         check_number(max_per_img, 'max_per_img', owner='HourglassRPN', integer=True, low=1)
         super().__init__(*args, **kwargs)
-        check_nms_cfg(self.test_cfg.get('rpn') if self.test_cfg else None,
-                      'HourglassRPN.test_cfg.rpn')
+        check_nms_cfg(self.test_cfg['rpn'], 'HourglassRPN.test_cfg.rpn')
         out_indices = getattr(self.neck, 'out_indices', None)
         levels = getattr(self.bbox_head.prior_generator, 'num_levels', None)
-        if out_indices is not None and levels is not None \
-                and len(out_indices) != levels:
+        if out_indices is not None and levels is not None and len(out_indices) != levels:
             raise ValueError(
                 f'HourglassRPN: the neck returns {len(out_indices)} levels '
                 f'(out_indices={tuple(out_indices)}) but the anchor generator has '
@@ -97,15 +95,11 @@ class HourglassRPN(RPN):
         d = self.size_divisor
         ph, pw = int(math.ceil(nh / d) * d), int(math.ceil(nw / d) * d)
         x = F.pad(x, (0, pw - nw, 0, ph - nh))
-        meta = dict(sample.metainfo)
-        fw, fh = nw / w, nh / h
-        if rescale:
-            sf = meta.get('scale_factor', (1.0, 1.0))
-            meta['scale_factor'] = (sf[0] * fw, sf[1] * fh)
-        else:  # boxes in the frame of the pipeline-resized image
-            meta['scale_factor'] = (fw, fh)
-        meta.update(img_shape=(nh, nw), pad_shape=(ph, pw),
+        meta = dict(sample.metainfo, img_shape=(nh, nw), pad_shape=(ph, pw),
                     batch_input_shape=(ph, pw))
+        # rescale: boxes in the original frame, else in the pipeline-resized one
+        sf = meta.get('scale_factor', (1.0, 1.0)) if rescale else (1.0, 1.0)
+        meta['scale_factor'] = (sf[0] * (nw / w), sf[1] * (nh / h))
         feats = self.extract_feat(x)
         return self.bbox_head.predict(
             feats, [DetDataSample(metainfo=meta)], rescale=True)[0]
@@ -120,24 +114,17 @@ class HourglassRPN(RPN):
         for i, sample in enumerate(batch_data_samples):
             h, w = sample.metainfo['img_shape'][:2]
             img = batch_inputs[i:i + 1, :, :h, :w]
-            per_scale = []
-            for s in self.test_scales:
-                factor = s / min(h, w) if self.test_scale_mode == 'short_side' \
-                    else float(s)
-                per_scale.append(
-                    self._predict_one_scale(img, sample, factor, rescale))
+            short_side = self.test_scale_mode == 'short_side'
+            per_scale = [self._predict_one_scale(img, sample, s / min(h, w) if short_side else s,
+                                                 rescale) for s in self.test_scales]
             results_list.append(self._merge_scales(per_scale))
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _merge_scales(self, per_scale) -> InstanceData:
-        bboxes = torch.cat([r.bboxes for r in per_scale])
-        scores = torch.cat([r.scores for r in per_scale])
-        merged = InstanceData()
-        if bboxes.numel() > 0:
-            _, keep = nms(bboxes, scores, self.inter_scale_iou)
-            keep = keep[:self.max_per_img]  # nms returns keep sorted by score
-            bboxes, scores = bboxes[keep], scores[keep]
-        merged.bboxes = bboxes
-        merged.scores = scores
-        merged.labels = scores.new_zeros(scores.shape[0], dtype=torch.long)
+        merged = InstanceData.cat(per_scale)
+        # nms returns the kept boxes sorted by score
+        _, keep = nms(merged.bboxes, merged.scores, self.inter_scale_iou,
+                      max_num=self.max_per_img)
+        merged = merged[keep]
+        merged.labels = merged.scores.new_zeros(len(merged), dtype=torch.long)
         return merged
