@@ -26,16 +26,6 @@ from torch import Tensor
 from balancedet.utils import check_number
 
 
-def _fit(x: Tensor, size) -> Tensor:
-    """Crop (or zero-pad) a 2x up-sampled map to the size of the down map."""
-    h, w = size
-    x = x[..., :h, :w]
-    dh, dw = h - x.shape[-2], w - x.shape[-1]
-    if dh > 0 or dw > 0:
-        x = F.pad(x, (0, dw, 0, dh))
-    return x
-
-
 @MODELS.register_module()
 class HourglassNeck(BaseModule):
     """Up path with deconvolutions and eq. 1 merges on top of a backbone.
@@ -76,9 +66,7 @@ class HourglassNeck(BaseModule):
         self.up_path = up_path
         self.num_extra_levels = num_extra_levels
         self.num_levels = len(self.in_channels) + num_extra_levels
-        if out_indices is None:
-            out_indices = tuple(range(self.num_levels))
-        out_indices = tuple(out_indices)
+        out_indices = tuple(range(self.num_levels) if out_indices is None else out_indices)
         if not out_indices or any(
                 not isinstance(i, int) or not 0 <= i < self.num_levels
                 for i in out_indices) or len(set(out_indices)) != len(out_indices):
@@ -89,13 +77,10 @@ class HourglassNeck(BaseModule):
         self.out_indices = tuple(sorted(out_indices))
         lowest = self.out_indices[0]
 
-        self.extra_convs = nn.ModuleList()
-        prev = self.in_channels[-1]
-        for _ in range(num_extra_levels):
-            self.extra_convs.append(
-                nn.Conv2d(prev, out_channels, 3, stride=2, padding=1))
-            prev = out_channels
         down_channels = self.in_channels + [out_channels] * num_extra_levels
+        self.extra_convs = nn.ModuleList(
+            nn.Conv2d(c, out_channels, 3, stride=2, padding=1)
+            for c in down_channels[len(self.in_channels) - 1:-1])
         # w_F (with the bias b of eq. 1) for every level of the down path
         self.lateral_convs = nn.ModuleList(
             nn.Conv2d(c, out_channels, 1, bias=True) for c in down_channels)
@@ -122,7 +107,7 @@ class HourglassNeck(BaseModule):
         for conv in self.extra_convs:
             x = F.relu(conv(x))
             downs.append(x)
-        lowest = min(self.out_indices)
+        lowest = self.out_indices[0]
         outs: List[Optional[Tensor]] = [None] * self.num_levels
         g = F.relu(self.lateral_convs[-1](downs[-1]))
         outs[-1] = g
@@ -130,7 +115,10 @@ class HourglassNeck(BaseModule):
             pre = self.lateral_convs[m](downs[m])
             if self.up_path:
                 k = m - lowest
-                h = _fit(self.deconvs[k](g), downs[m].shape[-2:])
+                h = self.deconvs[k](g)
+                # crop (or zero-pad) the 2x up-sampled map to the down map's size
+                h = F.pad(h, (0, downs[m].shape[-1] - h.shape[-1],
+                              0, downs[m].shape[-2] - h.shape[-2]))
                 pre = pre + self.up_convs[k](h)
             g = F.relu(pre)
             outs[m] = g
