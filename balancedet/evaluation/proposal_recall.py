@@ -25,23 +25,16 @@ from collections.abc import Sequence
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from mmdet.registry import METRICS
 from mmdet.structures.bbox import bbox_overlaps
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
+from balancedet.utils import check_numbers
+
 DEFAULT_IOU_THRS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
-
-
-def _pairwise_iou(gts: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU matrix (num_gts, num_boxes) of xyxy boxes, computed with mmdet."""
-    import torch
-    if gts.shape[0] == 0 or boxes.shape[0] == 0:
-        return np.zeros((gts.shape[0], boxes.shape[0]), dtype=np.float64)
-    return bbox_overlaps(
-        torch.as_tensor(gts, dtype=torch.float64),
-        torch.as_tensor(boxes, dtype=torch.float64)).numpy()
 
 
 def greedy_matched_ious(ious: np.ndarray) -> np.ndarray:
@@ -50,16 +43,12 @@ def greedy_matched_ious(ious: np.ndarray) -> np.ndarray:
     Returns, for every ground-truth box, the IoU of the proposal it is matched
     to (0 when proposals run out before it gets one).
     """
-    num_gts = ious.shape[0]
-    matched = np.zeros(num_gts, dtype=np.float64)
-    if num_gts == 0 or ious.shape[1] == 0:
-        return matched
+    matched = np.zeros(ious.shape[0], dtype=np.float64)
     work = ious.astype(np.float64, copy=True)
-    for _ in range(min(num_gts, work.shape[1])):
-        flat = int(np.argmax(work))
-        g, p = divmod(flat, work.shape[1])
-        if work[g, p] < 0:
-            break
+    # every step takes the best remaining pair and strikes out its row and
+    # column (IoUs are >= 0, so a struck-out -1 is never the best)
+    for _ in range(min(work.shape)):
+        g, p = divmod(int(np.argmax(work)), work.shape[1])
         matched[g] = work[g, p]
         work[g, :] = -1.0
         work[:, p] = -1.0
@@ -93,7 +82,7 @@ def proposal_recalls(gts: Sequence[np.ndarray],
     for i, (gt, prop) in enumerate(zip(gts, proposals)):
         gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
         prop = np.asarray(prop, dtype=np.float64)
-        prop = prop.reshape(-1, prop.shape[-1] if prop.ndim == 2 else 4)
+        prop = prop if prop.ndim == 2 else prop.reshape(-1, 4)
         s = None
         if scores is not None:
             s = np.asarray(scores[i], dtype=np.float64).reshape(-1)
@@ -101,20 +90,14 @@ def proposal_recalls(gts: Sequence[np.ndarray],
             s = prop[:, 4]
         if s is not None:
             prop = prop[np.argsort(-s, kind='stable')]
-        ious = _pairwise_iou(gt, prop[:max(nums) if nums else 0, :4])
+        ious = bbox_overlaps(torch.from_numpy(gt),
+                             torch.from_numpy(prop[:max(nums, default=0), :4])).numpy()
         for k, n in enumerate(nums):
             matched[k, col:col + gt.shape[0]] = greedy_matched_ious(ious[:, :n])
         col += gt.shape[0]
     if total == 0:
         return np.zeros((len(nums), thrs.size))
     return (matched[:, :, None] >= thrs[None, None, :]).sum(1) / float(total)
-
-
-def _dedup_boxes(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if boxes.shape[0] == 0:
-        return boxes
-    return np.unique(boxes, axis=0)
 
 
 @METRICS.register_module()
@@ -150,16 +133,15 @@ class ProposalRecallMetric(BaseMetric):
         if isinstance(proposal_nums, int):
             proposal_nums = (proposal_nums, )
         proposal_nums = tuple(proposal_nums)
-        if len(proposal_nums) == 0 or any(
-                not isinstance(n, (int, np.integer)) or n <= 0
-                for n in proposal_nums):
-            raise ValueError('ProposalRecallMetric: proposal_nums must be a '
-                             'non-empty list of positive ints, e.g. (100, 300), '
-                             f'got {proposal_nums!r}')
         iou_thrs = tuple(float(t) for t in np.atleast_1d(iou_thrs))
-        if len(iou_thrs) == 0 or any(not 0 < t <= 1 for t in iou_thrs):
-            raise ValueError('ProposalRecallMetric: iou_thrs must be non-empty '
-                             f'values in (0, 1], got {iou_thrs!r}')
+        if not proposal_nums or not iou_thrs:
+            raise ValueError('ProposalRecallMetric: proposal_nums and iou_thrs must not be '
+                             'empty, e.g. proposal_nums=(100, 300), iou_thrs=(0.5, ); got '
+                             f'{proposal_nums!r}, {iou_thrs!r}')
+        check_numbers(proposal_nums, 'proposal_nums', owner='ProposalRecallMetric',
+                      integer=True, low=1)
+        check_numbers(iou_thrs, 'iou_thrs', owner='ProposalRecallMetric', low=0, low_open=True,
+                      high=1)
         checked = []
         for item in recall_at:
             if len(item) != 2 or not 0 < float(item[0]) <= 1 or int(item[1]) <= 0:
@@ -223,7 +205,7 @@ class ProposalRecallMetric(BaseMetric):
                     sf = np.asarray(sample['scale_factor'], dtype=np.float64)
                     gt = gt / np.tile(sf, 2)[None, :]
             if self.dedup_gts:
-                gt = _dedup_boxes(gt)
+                gt = np.unique(gt, axis=0)
             self.results.append((gt, np.asarray(bboxes, dtype=np.float64),
                                  None if scores is None else np.asarray(scores)))
 
