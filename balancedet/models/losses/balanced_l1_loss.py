@@ -47,7 +47,8 @@ def balanced_l1_loss(pred: Tensor,
 
     Args:
         pred (Tensor): Predictions, any shape.
-        target (Tensor): Regression targets, same shape as ``pred``.
+        target (Tensor): Regression targets, same shape as ``pred`` (checked
+            by ``BalancedL1LossV2.forward``).
         beta (float): Threshold between the log and the linear regime.
         alpha (float): Promotion factor of inliers (gradient scale).
         gamma (float): Gradient bound of outliers.
@@ -55,9 +56,6 @@ def balanced_l1_loss(pred: Tensor,
     Returns:
         Tensor: Loss with the shape of ``pred``.
     """
-    if pred.shape != target.shape:
-        raise ValueError(f'BalancedL1LossV2: pred shape {tuple(pred.shape)} differs '
-                         f'from target shape {tuple(target.shape)}')
     b = math.exp(gamma / alpha) - 1.0
     x = torch.abs(pred - target)
     inlier = alpha / b * (b * x + beta) * torch.log1p(b * x / beta) - alpha * x
