@@ -124,13 +124,10 @@ class GrayClassSampler(RandomSampler):
                              "'GrayBandMaxIoUAssigner')")
         result = super().sample(assign_result, pred_instances, gt_instances,
                                 **kwargs)
-        num_gray = int(self.gray_ratio * (result.pos_inds.numel() +
-                                          result.neg_inds.numel()))
         gallery = torch.nonzero(gray_mask, as_tuple=False).view(-1)
-        num_gray = min(num_gray, gallery.numel())
-        if num_gray > 0:
-            gray_inds = self.random_choice(gallery, num_gray)
-        else:
-            gray_inds = gallery.new_zeros((0, ))
+        num_gray = min(int(self.gray_ratio * (result.pos_inds.numel() + result.neg_inds.numel())),
+                       gallery.numel())
+        gray_inds = (self.random_choice(gallery, num_gray) if num_gray > 0
+                     else gallery.new_zeros((0, )))
         result.gray_inds = gray_inds.unique()
         return result
