@@ -268,15 +268,13 @@ def read_metas(path, backend_args=None):
 def _primary_labels(obj, labels, num_objects, anc):
     """Per object: the first label (file order) that is not an ancestor of
     another label of the object (one always exists in a DAG)."""
-    # every (row, other row of its object) pair; a row is "covered" when the
-    # other row's label is a descendant of its own
+    from balancedet.analysis.concurrent_rate import _pairs_within_objects
+
+    # a row is "covered" when another row of its object has a descendant label
     order = np.argsort(obj, kind='stable')
-    so = obj[order]
-    lo = np.searchsorted(so, so)
-    size = np.searchsorted(so, so, 'right') - lo
-    other = order[np.repeat(lo - (np.cumsum(size) - size), size) + np.arange(size.sum())]
-    row = np.repeat(order, size)
-    covered = np.bincount(row[anc[labels[other], labels[row]]], minlength=len(obj)) > 0
+    a, b = (order[x] for x in _pairs_within_objects(obj[order], num_objects))
+    covered = np.zeros(len(obj), dtype=bool)
+    covered[a[anc[labels[b], labels[a]]]] = True
     primary = np.empty(num_objects, dtype=np.int64)
     cand = np.flatnonzero(~covered)[::-1]  # later rows first, so the first row wins
     primary[obj[cand]] = labels[cand]
