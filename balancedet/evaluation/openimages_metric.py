@@ -351,27 +351,20 @@ class FastOpenImagesMetric(BaseMetric):
         num_imgs = len(results)
         if num_imgs == 0:
             raise OpenImagesMetricError('FastOpenImagesMetric got no results to evaluate')
-        gts = [r[0] for r in results]
-        dets = [r[1] for r in results]
-        gt_n = np.fromiter((g.shape[0] for g in gts), dtype=np.int64, count=num_imgs)
-        det_n = np.fromiter((d.shape[0] for d in dets), dtype=np.int64, count=num_imgs)
-        base_dtype = np.result_type(*{d.dtype for d in dets})
-        G = np.concatenate(gts) if gt_n.sum() else np.zeros((0, 6), np.float32)
-        D = np.concatenate(dets).astype(base_dtype, copy=False) if det_n.sum() \
-            else np.zeros((0, 6), base_dtype)
-        del gts, dets
-        g_img = np.repeat(np.arange(num_imgs, dtype=np.int32), gt_n)
-        d_img = np.repeat(np.arange(num_imgs, dtype=np.int32), det_n)
-        # per-image arrays are label-sorted, so a stable sort by label gives
-        # (class, image, mmdet order within the image)
-        g_lab = G[:, 4].astype(np.int32)
-        go = np.argsort(g_lab, kind='stable')
-        g_bounds = np.searchsorted(g_lab[go], np.arange(num_classes + 1))
-        del g_lab
-        d_lab = D[:, 5].astype(np.int32)
-        do = np.argsort(d_lab, kind='stable')
-        d_bounds = np.searchsorted(d_lab[do], np.arange(num_classes + 1))
-        del d_lab
+        base_dtype = np.result_type(*{r[1].dtype for r in results})
+
+        def by_class(part, label_col, dtype):
+            # all images' rows, their image, and the order (class, image, mmdet order within
+            # the image: per-image arrays are label-sorted, so a stable sort by label)
+            n = np.fromiter((r[part].shape[0] for r in results), np.int64, num_imgs)
+            X = np.concatenate([r[part] for r in results]).astype(dtype, copy=False) \
+                if n.sum() else np.zeros((0, 6), dtype)
+            lab = X[:, label_col].astype(np.int32)
+            order = np.argsort(lab, kind='stable')
+            return (X, np.repeat(np.arange(num_imgs, dtype=np.int32), n), order,
+                    np.searchsorted(lab[order], np.arange(num_classes + 1)))
+        G, g_img, go, g_bounds = by_class(0, 4, np.float32)
+        D, d_img, do, d_bounds = by_class(1, 5, base_dtype)
         # chunks of whole classes with about chunk_rows detections each
         rows = np.diff(d_bounds) + np.diff(g_bounds)
         cuts = [0]
@@ -494,70 +487,62 @@ class FastOpenImagesMetric(BaseMetric):
         cls_f64 = np.zeros(nc, bool)
         cls_f64[gg_key // num_imgs] = True
         cls_f64 |= base_dtype == np.float64
-        aps = np.zeros((len(settings), nc), np.float32)
-        num_gts = np.zeros((len(settings), nc), np.int64)
-        for j, (t, k) in enumerate(settings):
-            aps[j], num_gts[j] = self._evaluate_one(
-                self.iou_thrs[t], self.ioa_thrs[t], scales[k], nc, num_imgs, d_key, dscore,
-                rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
-                dscore.dtype, cls_f64, gt_area, det_area, g_lab)
-        return aps, num_gts
 
-    def _evaluate_one(self, iou_thr, ioa_thr, rng, num_classes, num_imgs, d_key, dscore,
-                      rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
-                      sdtype, cls_f64, gt_area, det_area, g_lab):
-        """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
-        n = d_key.size
-        tp = np.zeros(n, np.float32)
-        fp = np.zeros(n, np.float32)
-        if rng is None:
-            det_in = np.ones(n, bool)
-            gt_ign = np.zeros(gt_area.size, bool)
-        else:
-            lo, hi = rng[0] ** 2, rng[1] ** 2
-            det_in = (det_area >= lo) & (det_area < hi)
-            gt_ign = (gt_area < lo) | (gt_area >= hi)
-        # stage 1: greedy matching to non-group-of boxes
-        elig = iou_max >= iou_thr
-        matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
-        cand = elig.copy()
-        cand[elig] = ~gt_ign[matched[elig]]
-        ci = np.flatnonzero(cand)
-        ci = ci[np.argsort(rank[ci])]
-        _, first = np.unique(matched[ci], return_index=True)
-        tp[ci[first]] = 1
-        fp[ci] = 1
-        fp[ci[first]] = 0
-        fp[~elig & det_in] = 1
-        # stage 2: not-TP detections to group-of boxes (IoA)
-        # (ioa_thr is None only without use_group_of, i.e. without group-of boxes)
-        gm = gg_match if ioa_thr is None else np.where(ioa_max >= ioa_thr, gg_match, -1)
-        mg = (tp == 0) & (gm >= 0)
-        mg[mg] = ~gt_ign[gg_idx[gm[mg]]]
-        hit = gm[mg]
-        g_tp = np.zeros(gg_idx.size, np.float32)
-        g_tp[hit] = 1
-        g_score = np.zeros(gg_idx.size, np.float64)
-        np.maximum.at(g_score, hit, dscore[mg].astype(np.float64))
-        keep = ~mg
-        # per-class sequences in mmdet's order: per image, kept dets then group-of entries
-        e_key = np.concatenate([d_key[keep], gg_key])
-        e_type = np.concatenate([np.zeros(int(keep.sum()), np.int8),
-                                 np.ones(gg_key.size, np.int8)])
-        e_score = np.concatenate([dscore[keep].astype(np.float64), g_score])
-        e_tp = np.concatenate([tp[keep], g_tp])
-        e_fp = np.concatenate([fp[keep], (1.0 - g_tp) * ~gt_ign[gg_idx]]).astype(np.float32)
-        order = np.lexsort((e_type, e_key))  # stable: keeps det / group order inside
-        e_key, e_score, e_tp, e_fp = e_key[order], e_score[order], e_tp[order], e_fp[order]
-        e_cls = e_key // num_imgs
-        bounds = np.searchsorted(e_cls, np.arange(num_classes + 1))
-        gt_count = np.bincount(g_lab[~gt_ign], minlength=num_classes)
-        aps = np.zeros(num_classes, np.float32)
-        for c in range(num_classes):
-            s, e = bounds[c], bounds[c + 1]
-            if e == s:
-                continue
-            sc = e_score[s:e].astype(np.float64 if cls_f64[c] else sdtype)
-            srt = np.argsort(-sc)
-            aps[c] = _average_precision_area(e_tp[s:e][srt], e_fp[s:e][srt], gt_count[c])
-        return aps, gt_count
+        def one(iou_thr, ioa_thr, rng):
+            """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
+            tp = np.zeros(n, np.float32)
+            fp = np.zeros(n, np.float32)
+            if rng is None:
+                det_in = np.ones(n, bool)
+                gt_ign = np.zeros(gt_area.size, bool)
+            else:
+                lo, hi = rng[0] ** 2, rng[1] ** 2
+                det_in = (det_area >= lo) & (det_area < hi)
+                gt_ign = (gt_area < lo) | (gt_area >= hi)
+            # stage 1: greedy matching to non-group-of boxes
+            elig = iou_max >= iou_thr
+            matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
+            cand = elig.copy()
+            cand[elig] = ~gt_ign[matched[elig]]
+            ci = np.flatnonzero(cand)
+            ci = ci[np.argsort(rank[ci])]
+            _, first = np.unique(matched[ci], return_index=True)
+            tp[ci[first]] = 1
+            fp[ci] = 1
+            fp[ci[first]] = 0
+            fp[~elig & det_in] = 1
+            # stage 2: not-TP detections to group-of boxes (IoA)
+            # (ioa_thr is None only without use_group_of, i.e. without group-of boxes)
+            gm = gg_match if ioa_thr is None else np.where(ioa_max >= ioa_thr, gg_match, -1)
+            mg = (tp == 0) & (gm >= 0)
+            mg[mg] = ~gt_ign[gg_idx[gm[mg]]]
+            hit = gm[mg]
+            g_tp = np.zeros(gg_idx.size, np.float32)
+            g_tp[hit] = 1
+            g_score = np.zeros(gg_idx.size, np.float64)
+            np.maximum.at(g_score, hit, dscore[mg].astype(np.float64))
+            keep = ~mg
+            # per-class sequences in mmdet's order: per image, kept dets then group-of entries
+            e_key = np.concatenate([d_key[keep], gg_key])
+            e_type = np.concatenate([np.zeros(int(keep.sum()), np.int8),
+                                     np.ones(gg_key.size, np.int8)])
+            e_score = np.concatenate([dscore[keep].astype(np.float64), g_score])
+            e_tp = np.concatenate([tp[keep], g_tp])
+            e_fp = np.concatenate([fp[keep], (1.0 - g_tp) * ~gt_ign[gg_idx]]).astype(np.float32)
+            order = np.lexsort((e_type, e_key))  # stable: keeps det / group order inside
+            e_key, e_score, e_tp, e_fp = e_key[order], e_score[order], e_tp[order], e_fp[order]
+            e_cls = e_key // num_imgs
+            bounds = np.searchsorted(e_cls, np.arange(nc + 1))
+            gt_count = np.bincount(g_lab[~gt_ign], minlength=nc)
+            aps = np.zeros(nc, np.float32)
+            for c in range(nc):
+                s, e = bounds[c], bounds[c + 1]
+                if e == s:
+                    continue
+                sc = e_score[s:e].astype(np.float64 if cls_f64[c] else dscore.dtype)
+                srt = np.argsort(-sc)
+                aps[c] = _average_precision_area(e_tp[s:e][srt], e_fp[s:e][srt], gt_count[c])
+            return aps, gt_count
+
+        out = [one(self.iou_thrs[t], self.ioa_thrs[t], scales[k]) for t, k in settings]
+        return np.array([a for a, _ in out]), np.array([g for _, g in out])
