@@ -88,15 +88,16 @@ def _pairs(det_key, gt_key, seg):
     dense segment index of each det key.
 
     Pairs are ordered by det index, then gt index (the gt order of mmdet's IoU matrix rows)."""
-    starts = np.flatnonzero(np.diff(seg, prepend=-1))
-    ukey = det_key[starts]
+    ukey = det_key[np.flatnonzero(np.diff(seg, prepend=-1))]
     lo = np.searchsorted(gt_key, ukey, 'left')[seg]
     cnt = np.searchsorted(gt_key, ukey, 'right')[seg] - lo
-    total = int(cnt.sum())
-    pd = np.repeat(np.arange(det_key.size), cnt)
-    starts = np.cumsum(cnt) - cnt
-    pg = np.arange(total) - np.repeat(starts - lo, cnt)
-    return pd, pg, cnt
+    return (*_ranges(lo, cnt), cnt)
+
+
+def _ranges(lo, cnt):
+    """``(i, lo[i] + k)`` for every ``i`` and ``k < cnt[i]``, by ``i`` then ``k``."""
+    return (np.repeat(np.arange(cnt.size), cnt),
+            np.arange(int(cnt.sum())) + np.repeat(lo - (np.cumsum(cnt) - cnt), cnt))
 
 
 def _take_or(values, idx, default=-1):
@@ -109,11 +110,8 @@ def _take_or(values, idx, default=-1):
 
 def _expand(labels, ptr, idx):
     """(row, ancestor) pairs of every label, by row then ancestor (np.nonzero order)."""
-    cnt = ptr[labels + 1] - ptr[labels]
-    total = int(cnt.sum())
-    rows = np.repeat(np.arange(labels.size), cnt)
-    off = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return rows, idx[np.repeat(ptr[labels], cnt) + off]
+    rows, pos = _ranges(ptr[labels], ptr[labels + 1] - ptr[labels])
+    return rows, idx[pos]
 
 
 def _first_max(values, pd, cnt, n):
@@ -220,18 +218,16 @@ class FastOpenImagesMetric(BaseMetric):
                     'get_supercategory/filter_labels (set both False to evaluate without a '
                     'hierarchy)')
             rel = np.eye(num_classes, dtype=bool)
-        rel = np.asarray(rel)
+        rel = np.asarray(rel).astype(bool)
         if rel.shape != (num_classes, num_classes):
             raise OpenImagesMetricError(
                 f"dataset_meta['RELATION_MATRIX'] has shape {rel.shape}, expected "
                 f'({num_classes}, {num_classes}) for the {num_classes} classes of '
                 "dataset_meta['classes']")
-        rel = rel.astype(bool)
         # "ancestors" of each class in CSR form: RELATION_MATRIX row without the diagonal
         anc = rel & ~np.eye(num_classes, dtype=bool)
-        anc_ptr = np.concatenate([[0], np.cumsum(anc.sum(1))]).astype(np.int64)
-        anc_idx = np.nonzero(anc)[1].astype(np.int64)
-        info = (num_classes, (anc_ptr, anc_idx, rel.diagonal().copy()))
+        anc_ptr = np.r_[0, np.cumsum(anc.sum(1))].astype(np.int64)
+        info = (num_classes, (anc_ptr, np.nonzero(anc)[1].astype(np.int64), rel.diagonal()))
         self._meta_cache = (key, info)
         return info
 
