@@ -104,18 +104,15 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
         shutil.copyfile(src, osp.join(ann, osp.basename(src)))
 
     # Challenge class subset: every class that can occur, then file order
-    used = set(drawn) | set(conf_pair)
-    for c in list(used):
-        used.update(hier.ancestors(c))
+    used = set(hier.expand(drawn + conf_pair))
     ch = sorted(used) + [i for i in range(len(classes)) if i not in used]
     ch = sorted(ch[:challenge_classes])
     ch_pos = {c: k for k, c in enumerate(ch)}
     _write(osp.join(chal, 'cls-label-description.csv'),
            ''.join(f'{mids[c]},{classes[c]},{k + 1}\n' for k, c in enumerate(ch)))
-    sub = ClassHierarchy(
-        [classes[c] for c in ch],
-        {ch_pos[c]: [ch_pos[p] for p in hier.ancestors(c) if p in ch_pos]
-         for c in ch if any(p in ch_pos for p in hier.ancestors(c))})
+    sub = ClassHierarchy([classes[c] for c in ch],
+                         {ch_pos[c]: [ch_pos[p] for p in hier.ancestors(c) if p in ch_pos]
+                          for c in ch})
     with open(osp.join(chal, 'class_label_tree.np'), 'wb') as f:
         np.save(f, sub.class_label_tree())
 
@@ -141,8 +138,8 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
                 box = [round(float(v), 6) for v in (x0, x0 + bw, y0, y0 + bh)]  # xmin xmax ...
                 color = tuple(int(v) for v in ((53 * leaf) % 200 + 55, (97 * leaf) % 200 + 55,
                                                (31 * leaf) % 200 + 55))
-                px = [int(box[0] * w), int(box[2] * h), int(box[1] * w) - 1, int(box[3] * h) - 1]
-                cv2.rectangle(img, (px[0], px[1]), (px[2], px[3]), color, -1)
+                cv2.rectangle(img, (int(box[0] * w), int(box[2] * h)),
+                              (int(box[1] * w) - 1, int(box[3] * h) - 1), color, -1)
                 labels = [leaf]
                 if leaf == conf_pair[0]:  # the confusable pair: either label, or both
                     r = rng.random()
