@@ -431,19 +431,16 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         subset (``indices``) or filter changed the image list."""
         if self._pairs is not None and len(self) == getattr(self, '_num_loaded', -1):
             return self._pairs
-        img, lab = [], []
-        for i in range(len(self)):
-            for inst in self.get_data_info(i)['instances']:
-                for x in inst.get('multi_labels', [inst['bbox_label']]):
-                    img.append(i)
-                    lab.append(x)
-        return np.asarray(img, dtype=np.int64), np.asarray(lab, dtype=np.int64)
+        pairs = [(i, x) for i in range(len(self)) for x in self._image_labels(i)]
+        img, lab = np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T
+        return img, lab
+
+    def _image_labels(self, idx: int) -> list[int]:
+        return [x for inst in self.get_data_info(idx)['instances']
+                for x in inst.get('multi_labels', [inst['bbox_label']])]
 
     def get_cat_ids(self, idx: int) -> list[int]:
-        out = set()
-        for inst in self.get_data_info(idx)['instances']:
-            out.update(inst.get('multi_labels', [inst['bbox_label']]))
-        return sorted(out)
+        return sorted(set(self._image_labels(idx)))
 
     # -- checks -------------------------------------------------------------
     def _count_multi(self) -> int:
