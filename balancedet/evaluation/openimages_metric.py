@@ -306,11 +306,10 @@ class FastOpenImagesMetric(BaseMetric):
         # mmdet 3.3's OpenImagesChallengeDataset writes is_group_ofs
         group = [ins.get('is_group_of', ins.get('is_group_ofs')) if self.use_group_of else False
                  for ins in instances]
-        if any(g is None for g in group):
+        if None in group:
             raise OpenImagesMetricError(
-                f'instance {[g is None for g in group].index(True)} of image {img!r} has neither '
-                'is_group_of nor is_group_ofs; set use_group_of=False if the dataset has no '
-                'group-of flags')
+                f'instance {group.index(None)} of image {img!r} has neither is_group_of nor '
+                'is_group_ofs; set use_group_of=False if the dataset has no group-of flags')
         ill = sample.get('image_level_labels')
         ill = _to_numpy([] if ill is None else ill).astype(np.int64).reshape(-1)
         if 'pred_instances' not in sample:
@@ -325,14 +324,14 @@ class FastOpenImagesMetric(BaseMetric):
                 f'{scores.shape[0]} scores and {labels.shape[0]} labels')
         for name, x, where in (('scores', scores, 'values (NaN/inf) at indices'),
                                ('bboxes', boxes, 'coordinates (NaN/inf) in rows')):
-            bad = np.flatnonzero(~np.isfinite(x).all(axis=tuple(range(1, x.ndim))))[:5]
-            if bad.size:
+            if not np.isfinite(x).all():
+                bad = np.flatnonzero(~np.isfinite(x).all(axis=tuple(range(1, x.ndim))))[:5]
                 raise OpenImagesMetricError(
                     f'image {img!r}: pred_instances.{name} has non-finite {where} {bad.tolist()}')
         for name, x in (('instance bbox_label', gt_labels), ('image_level_labels', ill),
                         ('pred_instances.labels', labels)):
-            bad = x[(x < 0) | (x >= num_classes)][:5]
-            if bad.size:
+            if x.size and (x.min() < 0 or x.max() >= num_classes):
+                bad = x[(x < 0) | (x >= num_classes)][:5]
                 raise OpenImagesMetricError(
                     f'image {img!r}: {name} {bad.tolist()} outside [0, {num_classes}) (the '
                     "classes of dataset_meta['classes'])")
