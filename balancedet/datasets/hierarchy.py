@@ -202,8 +202,7 @@ class ClassHierarchy:
                                  'other\'s ancestors (rows {} and {} of the matrix)'.format(
                                      i + 1, j + 1))
         # direct parents: ancestors that are not ancestors of another ancestor
-        indirect = (anc.astype(np.int32) @ anc.astype(np.int32)) > 0
-        direct = anc & ~indirect
+        direct = anc & ~((anc.astype(np.int32) @ anc.astype(np.int32)) > 0)
         parents = {i: np.flatnonzero(direct[i]).tolist() for i in range(c) if direct[i].any()}
         out = cls(classes, parents, source=source)
         if not np.array_equal(out._ancestor, anc):

@@ -70,16 +70,10 @@ def _iou_f32(det, gt, iof=False):
     det = det.astype(np.float32, copy=False)
     gt = gt.astype(np.float32, copy=False)
     area_d = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
-    xs = np.maximum(det[:, 0], gt[:, 0])
-    ys = np.maximum(det[:, 1], gt[:, 1])
-    xe = np.minimum(det[:, 2], gt[:, 2])
-    ye = np.minimum(det[:, 3], gt[:, 3])
-    overlap = np.maximum(xe - xs, np.float32(0)) * np.maximum(ye - ys, np.float32(0))
-    if iof:
-        union = area_d
-    else:
-        area_g = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
-        union = area_d + area_g - overlap
+    wh = np.maximum(np.minimum(det[:, 2:], gt[:, 2:]) - np.maximum(det[:, :2], gt[:, :2]),
+                    np.float32(0))
+    overlap = wh[:, 0] * wh[:, 1]
+    union = area_d if iof else area_d + (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) - overlap
     return overlap / np.maximum(union, np.float32(1e-6))
 
 
@@ -121,11 +115,8 @@ def _first_max(values, pd, cnt, n):
     if values.size == 0:
         return vmax, arg
     has = cnt > 0
-    starts = (np.cumsum(cnt) - cnt)[has]
-    m = np.maximum.reduceat(values, starts)
-    vmax[has] = m
-    is_max = values == vmax[pd]
-    first = np.flatnonzero(is_max)
+    vmax[has] = np.maximum.reduceat(values, (np.cumsum(cnt) - cnt)[has])
+    first = np.flatnonzero(values == vmax[pd])
     dets_first, idx = np.unique(pd[first], return_index=True)
     arg[dets_first] = first[idx]
     return vmax, arg
