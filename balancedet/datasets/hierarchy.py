@@ -35,6 +35,7 @@ and detections to their ancestors): ``(C, C)``, ``1`` on the diagonal and at
 """
 from __future__ import annotations
 
+import graphlib
 import json
 import os.path as osp
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,30 @@ OPENIMAGES_ROOT_MID = '/m/0bl9f'
 
 class HierarchyError(ValueError):
     """Bad hierarchy input; the message names the file and the classes."""
+
+
+def _with_root(mat):
+    """``mat`` (0/1) with a root row/column 0 that every class descends from."""
+    out = np.pad(np.asarray(mat) != 0, ((1, 0), (1, 0))).astype(np.int64)
+    out[:, 0] = 1
+    return out
+
+
+def _load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _load(src, name, load, error, fmt):
+    """``(source name, content)`` of a path (read with ``load``) or of an in-memory value."""
+    if not isinstance(src, str):
+        return name, src
+    if not osp.isfile(src):
+        raise HierarchyError(f'hierarchy file {src!r} does not exist')
+    try:
+        return src, load(src)
+    except error as err:
+        raise HierarchyError(f'hierarchy file {src!r} is not {fmt}: {err}') from None
 
 
 class ClassHierarchy:
@@ -66,12 +91,11 @@ class ClassHierarchy:
         c = len(self.classes)
         self.parents: dict[int, tuple[int, ...]] = {}
         for child, ps in parents.items():
-            ps = [ps] if isinstance(ps, (int, np.integer)) else list(ps)
-            child = int(child)
+            ps = [ps] if isinstance(ps, (int, np.integer)) else ps
+            child, ps = int(child), sorted({int(p) for p in ps})
             for p in [child, *ps]:
-                if not 0 <= int(p) < c:
+                if not 0 <= p < c:
                     raise HierarchyError(f'{source}: label index {p} is outside [0, {c})')
-            ps = sorted({int(p) for p in ps})
             if child in ps:
                 raise HierarchyError(f'{source}: class {self._name(child)} is its own parent '
                                      '(a cycle); fix the hierarchy')
@@ -87,37 +111,19 @@ class ClassHierarchy:
 
     def _closure(self) -> np.ndarray:
         """``A[i, j]``: ``j`` is a strict ancestor of ``i``; raises on a cycle."""
-        c = len(self.classes)
-        state = np.zeros(c, dtype=np.int8)  # 0 new, 1 on the DFS stack, 2 done
-        anc = np.zeros((c, c), dtype=bool)
-        for start in range(c):
-            if state[start]:
-                continue
-            stack = [(start, iter(self.parents.get(start, ())))]
-            path = [start]
-            state[start] = 1
-            while stack:
-                node, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    stack.pop()
-                    path.pop()
-                    state[node] = 2
-                    for p in self.parents.get(node, ()):
-                        anc[node, p] = True
-                        anc[node] |= anc[p]
-                    continue
-                if state[nxt] == 1:
-                    cyc = path[path.index(nxt):] + [nxt]
-                    raise HierarchyError(
-                        f'{self.source}: the class hierarchy has a cycle: '
-                        + ' -> '.join(self._name(i) for i in cyc)
-                        + ' (each class is listed as a subcategory of the next); '
-                        'a class cannot be its own ancestor, fix the hierarchy file')
-                if state[nxt] == 0:
-                    state[nxt] = 1
-                    path.append(nxt)
-                    stack.append((nxt, iter(self.parents.get(nxt, ()))))
+        try:  # parents come before their children
+            order = list(graphlib.TopologicalSorter(self.parents).static_order())
+        except graphlib.CycleError as err:
+            raise HierarchyError(
+                f'{self.source}: the class hierarchy has a cycle: '
+                + ' -> '.join(self._name(i) for i in err.args[1][::-1])
+                + ' (each class is listed as a subcategory of the next); '
+                'a class cannot be its own ancestor, fix the hierarchy file') from None
+        anc = np.zeros((len(self.classes), ) * 2, dtype=bool)
+        for node in order:
+            for p in self.parents.get(node, ()):
+                anc[node, p] = True
+                anc[node] |= anc[p]
         return anc
 
     @classmethod
@@ -130,18 +136,8 @@ class ClassHierarchy:
             mid_to_label: MID (``/m/...``) -> label index, from the label file.
             classes: class names in label order.
         """
-        source = hierarchy_file if isinstance(hierarchy_file, str) else '<hierarchy dict>'
-        if isinstance(hierarchy_file, str):
-            if not osp.isfile(hierarchy_file):
-                raise HierarchyError(f'hierarchy file {hierarchy_file!r} does not exist')
-            try:
-                with open(hierarchy_file) as f:
-                    tree = json.load(f)
-            except json.JSONDecodeError as err:
-                raise HierarchyError(f'hierarchy file {hierarchy_file!r} is not valid JSON: '
-                                     f'{err}') from None
-        else:
-            tree = hierarchy_file
+        source, tree = _load(hierarchy_file, '<hierarchy dict>', _load_json,
+                             json.JSONDecodeError, 'valid JSON')
         parents: dict[int, set] = {}
         parts: dict[int, set] = {}
         unknown: list[str] = []
@@ -186,17 +182,9 @@ class ClassHierarchy:
     def from_class_label_tree(cls, tree: str | np.ndarray,
                               classes: Sequence[str]) -> ClassHierarchy:
         """Parse the Challenge ``class_label_tree.np`` (see module docstring)."""
-        source = tree if isinstance(tree, str) else '<class_label_tree array>'
-        if isinstance(tree, str):
-            if not osp.isfile(tree):
-                raise HierarchyError(f'hierarchy file {tree!r} does not exist')
-            try:
-                mat = np.load(tree, allow_pickle=False)
-            except ValueError as err:
-                raise HierarchyError(f'hierarchy file {tree!r} is not a numpy array file '
-                                     f'(np.save format): {err}') from None
-        else:
-            mat = np.asarray(tree)
+        source, mat = _load(tree, '<class_label_tree array>', np.load, ValueError,
+                            'a numpy array file (np.save format)')
+        mat = np.asarray(mat)
         c = len(classes)
         if mat.shape != (c + 1, c + 1):
             raise HierarchyError(f'hierarchy file {source!r}: class_label_tree has shape '
@@ -214,8 +202,7 @@ class ClassHierarchy:
                                  'other\'s ancestors (rows {} and {} of the matrix)'.format(
                                      i + 1, j + 1))
         # direct parents: ancestors that are not ancestors of another ancestor
-        indirect = (anc.astype(np.int32) @ anc.astype(np.int32)) > 0
-        direct = anc & ~indirect
+        direct = anc & ~((anc.astype(np.int32) @ anc.astype(np.int32)) > 0)
         parents = {i: np.flatnonzero(direct[i]).tolist() for i in range(c) if direct[i].any()}
         out = cls(classes, parents, source=source)
         if not np.array_equal(out._ancestor, anc):
@@ -239,11 +226,7 @@ class ClassHierarchy:
     def from_relation_matrix(cls, mat: np.ndarray, classes: Sequence[str],
                              source: str = '<relation matrix>') -> ClassHierarchy:
         """Inverse of :meth:`relation_matrix` (mmdet's ``RELATION_MATRIX``)."""
-        mat = np.asarray(mat)
-        full = np.zeros((mat.shape[0] + 1, mat.shape[1] + 1), dtype=np.int64)
-        full[1:, 1:] = mat != 0
-        full[:, 0] = 1
-        return cls.from_class_label_tree(full, classes)
+        return cls.from_class_label_tree(_with_root(mat), classes)
 
     @classmethod
     def from_parents_dict(cls, parents: Mapping, classes: Sequence[str],
@@ -278,7 +261,7 @@ class ClassHierarchy:
 
     def leaves(self) -> list[int]:
         """Labels without descendants."""
-        return np.flatnonzero(~self._ancestor.any(axis=0)).tolist()
+        return np.flatnonzero(~self.is_parent_class()).tolist()
 
     def is_parent_class(self) -> np.ndarray:
         """Bool ``(C,)``: the label has at least one descendant."""
@@ -296,19 +279,12 @@ class ClassHierarchy:
     def class_label_tree(self) -> np.ndarray:
         """The Challenge ``class_label_tree`` layout: ``(C + 1, C + 1)`` with
         the root at row/column 0 (every class descends from it)."""
-        c = self.num_classes
-        out = np.zeros((c + 1, c + 1), dtype=np.int64)
-        out[1:, 1:] = self.relation_matrix()
-        out[:, 0] = 1
-        return out
+        return _with_root(self.relation_matrix())
 
     def expand(self, labels: Sequence[int]) -> list[int]:
         """``labels`` plus all their ancestors, sorted and unique."""
         labels = np.asarray(list(labels), dtype=np.int64)
-        if labels.size == 0:
-            return []
-        mask = self._ancestor[labels].any(axis=0)
-        mask[labels] = True
+        mask = self._ancestor[labels].any(axis=0) | np.isin(np.arange(self.num_classes), labels)
         return np.flatnonzero(mask).tolist()
 
     def parents_json(self) -> dict[str, list[int]]:
@@ -335,45 +311,39 @@ def read_label_file(label_file: str, challenge: bool = False):
     import csv
     if not osp.isfile(label_file):
         raise HierarchyError(f'label file {label_file!r} does not exist')
-    rows = []
+    where = f'label file {label_file!r}'
+    rows, seen = [], {}
     with open(label_file, newline='', encoding='utf-8') as f:
         for lineno, row in enumerate(csv.reader(f), 1):
             if not row:
                 continue
-            want = 3 if challenge else 2
-            if len(row) < want:
+            if len(row) < (3 if challenge else 2):
                 raise HierarchyError(
-                    f'label file {label_file!r} row {lineno}: {row!r} has {len(row)} field(s); '
+                    f'{where} row {lineno}: {row!r} has {len(row)} field(s); '
                     + ('expected MID,DisplayName,LabelId (Challenge cls-label-description.csv)'
                        if challenge else 'expected MID,DisplayName '
                        '(class-descriptions-boxable.csv, no header)'))
             if lineno == 1 and not row[0].startswith('/'):
-                raise HierarchyError(f'label file {label_file!r} row 1: {row!r} is not a '
-                                     'MID row (MIDs start with "/m/" or "/g/"); the label file '
-                                     'has no header row')
-            rows.append((lineno, row))
+                raise HierarchyError(f'{where} row 1: {row!r} is not a MID row (MIDs start '
+                                     'with "/m/" or "/g/"); the label file has no header row')
+            if row[0] in seen:
+                raise HierarchyError(f'{where} row {lineno}: MID {row[0]} repeats row '
+                                     f'{seen[row[0]]}')
+            seen[row[0]] = lineno
+            try:
+                rows.append((int(row[2]) if challenge else 0, row[0], row[1]))
+            except ValueError:
+                raise HierarchyError(f'{where} row {lineno}: LabelId {row[2]!r} is not an '
+                                     'integer') from None
     if not rows:
-        raise HierarchyError(f'label file {label_file!r} is empty')
+        raise HierarchyError(f'{where} is empty')
     if challenge:
-        try:
-            ids = [int(r[2]) for _, r in rows]
-        except ValueError:
-            bad = next((n, r) for n, r in rows if not r[2].strip().lstrip('-').isdigit())
-            raise HierarchyError(f'label file {label_file!r} row {bad[0]}: LabelId '
-                                 f'{bad[1][2]!r} is not an integer') from None
-        if sorted(ids) != list(range(1, len(ids) + 1)):
-            raise HierarchyError(f'label file {label_file!r}: LabelIds must be 1..{len(ids)} '
-                                 'without gaps or repeats')
-        rows = [rows[i] for i in np.argsort(ids, kind='stable')]
-    mids = [r[0] for _, r in rows]
-    classes = [r[1] for _, r in rows]
-    seen = {}
-    for (lineno, r), mid in zip(rows, mids):
-        if mid in seen:
-            raise HierarchyError(f'label file {label_file!r} row {lineno}: MID {mid} repeats '
-                                 f'row {seen[mid]}')
-        seen[mid] = lineno
-    return classes, mids, {m: i for i, m in enumerate(mids)}
+        if sorted(r[0] for r in rows) != list(range(1, len(rows) + 1)):
+            raise HierarchyError(f'{where}: LabelIds must be 1..{len(rows)} without gaps or '
+                                 'repeats')
+        rows.sort(key=lambda r: r[0])
+    mids = [r[1] for r in rows]
+    return [r[2] for r in rows], mids, {m: i for i, m in enumerate(mids)}
 
 
 def load_openimages_hierarchy(hierarchy_file: str, mid_to_label: Mapping[str, int],

@@ -86,54 +86,48 @@ _FLAG_KEYS = {'IsOccluded': 'is_occluded', 'IsTruncated': 'is_truncated',
               'IsInside': 'is_inside'}
 
 
-def _open_csv(path, what):
+def _csv_rows(path, what, required, hint):
+    """Yield the header's ``{column: index}``, then ``(line number, row)`` of each non-empty
+    row; a missing file or column raises naming ``what`` and ``path``."""
     if not osp.isfile(path):
         raise DatasetError(f'{what} {path!r} does not exist; fix the path in the config or '
                            'generate a dataset with tools/misc/make_openimages_dataset.py')
-    return open(path, newline='', encoding='utf-8')
-
-
-def _header_index(header, required, path, what, hint):
-    header = [h.strip().lstrip('\ufeff') for h in header]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DatasetError(f'{what} {path!r}: column(s) {missing} missing from the header '
-                           f'(row 1: {header}); expected {hint}')
-    return {name: header.index(name) for name in header}
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f'{what} {path!r} is empty; expected a header row')
+        header = [h.strip().lstrip('\ufeff') for h in header]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DatasetError(f'{what} {path!r}: column(s) {missing} missing from the header '
+                               f'(row 1: {header}); expected {hint}')
+        yield {name: header.index(name) for name in header}
+        yield from ((lineno, row) for lineno, row in enumerate(reader, 2) if row)
 
 
 def read_v6_boxes(path, mid_to_label):
     """Parse a V6 box CSV into columns; validates every row (see module)."""
-    with _open_csv(path, 'annotation file') as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetError(f'annotation file {path!r} is empty; expected a header row')
-        idx = _header_index(header, V6_REQUIRED, path, 'annotation file',
-                            ','.join(('ImageID', 'Source', 'LabelName', 'Confidence', 'XMin',
-                                      'XMax', 'YMin', 'YMax', *V6_FLAGS)))
-        i_img, i_lab = idx['ImageID'], idx['LabelName']
-        i_coord = [idx['XMin'], idx['YMin'], idx['XMax'], idx['YMax']]
-        flag_cols = [(k, idx[k]) for k in V6_FLAGS if k in idx]
-        width = len(header)
-        picks = [i_img, i_lab, *i_coord, *[i for _, i in flag_cols]]
-        table, rows = [], []
-        for lineno, row in enumerate(reader, 2):
-            if not row:
-                continue
-            if len(row) != width:
-                raise DatasetError(f'annotation file {path!r} row {lineno}: {len(row)} fields, '
-                                   f'the header has {width}')
-            table.append([row[i] for i in picks])
-            rows.append(lineno)
+    reader = _csv_rows(path, 'annotation file', V6_REQUIRED, ','.join((
+        'ImageID', 'Source', 'LabelName', 'Confidence', 'XMin', 'XMax', 'YMin', 'YMax',
+        *V6_FLAGS)))
+    idx = next(reader)
+    flag_names = [k for k in V6_FLAGS if k in idx]
+    picks = [idx[k] for k in ('ImageID', 'LabelName', 'XMin', 'YMin', 'XMax', 'YMax',
+                              *flag_names)]
+    table, rows = [], []
+    for lineno, row in reader:
+        if len(row) != len(idx):
+            raise DatasetError(f'annotation file {path!r} row {lineno}: {len(row)} fields, '
+                               f'the header has {len(idx)}')
+        table.append([row[i] for i in picks])
+        rows.append(lineno)
     cols = list(zip(*table)) if table else [()] * len(picks)
     del table
-    img_ids, mids = list(cols[0]), cols[1]
     try:  # vectorised parse; the same values as float() / int()
-        coords = np.stack([np.asarray(c, dtype=object).astype(np.float64) if c else
-                           np.zeros(0) for c in cols[2:6]], axis=1)
-        flags = np.stack([np.asarray(c, dtype=np.int64) == 1 for c in cols[6:]], axis=1) \
-            if flag_cols else np.zeros((len(rows), 0), dtype=bool)
+        coords = np.stack([np.asarray(c, dtype=object).astype(np.float64) for c in cols[2:6]],
+                          axis=1)
+        flags = np.stack([np.asarray(c, dtype=np.int64) == 1 for c in cols[6:]], axis=1)
     except (ValueError, TypeError):
         for k in range(len(rows)):
             try:
@@ -142,11 +136,15 @@ def read_v6_boxes(path, mid_to_label):
                 raise DatasetError(f'annotation file {path!r} row {rows[k]}: non-numeric '
                                    'coordinate or flag') from None
         raise
-    labels = _labels_of(mids, mid_to_label, rows, path)
-    return dict(img_ids=img_ids, labels=labels, coords=coords.reshape(-1, 4),
-                flags=flags.reshape(len(rows), len(flag_cols)),
-                flag_names=[_FLAG_KEYS[k] for k, _ in flag_cols],
-                rows=np.asarray(rows, dtype=np.int64), img_paths=None)
+    labels = np.fromiter((mid_to_label.get(m, -1) for m in cols[1]), np.int64, len(rows))
+    if (labels < 0).any():
+        k = int(np.argmax(labels < 0))
+        raise DatasetError(f'annotation file {path!r} row {rows[k]}: LabelName {cols[1][k]!r} '
+                           'is not in the label file; use the label file of the same release')
+    return dict(img_ids=list(cols[0]), labels=labels, coords=coords, flags=flags,
+                flag_names=[_FLAG_KEYS[k] for k in flag_names],
+                rows=np.asarray(rows, dtype=np.int64),
+                img_paths=[f'{i}.jpg' for i in dict.fromkeys(cols[0])])
 
 
 def read_challenge_boxes(path, num_classes):
@@ -155,7 +153,7 @@ def read_challenge_boxes(path, num_classes):
         raise DatasetError(f'annotation file {path!r} does not exist')
     with open(path) as f:
         lines = f.read().splitlines()
-    img_paths, img_ids, labels, coords, flags, rows = [], [], [], [], [], []
+    img_paths, img_ids, table, rows = [], [], [], []
     i = 0
     while i < len(lines):
         if not lines[i].strip():
@@ -168,37 +166,30 @@ def read_challenge_boxes(path, num_classes):
             raise DatasetError(f'annotation file {path!r} row {i + 3}: expected the number of '
                                f'boxes of {filename!r} (layout: image path, -1, count, boxes)'
                                ) from None
+        if i + 3 + count > len(lines):
+            raise DatasetError(f'annotation file {path!r}: {filename!r} announces {count} '
+                               f'boxes but the file ends at row {len(lines)}')
         img_paths.append(filename)
-        img_id = osp.splitext(osp.basename(filename))[0]
-        for j in range(count):
-            lineno = i + 4 + j
-            if lineno > len(lines):
-                raise DatasetError(f'annotation file {path!r}: {filename!r} announces {count} '
-                                   f'boxes but the file ends at row {len(lines)}')
+        img_ids += [osp.splitext(osp.basename(filename))[0]] * count
+        for lineno in range(i + 4, i + 4 + count):
             sp = lines[lineno - 1].split()
             try:
                 if len(sp) != 6:
                     raise ValueError
-                lab = int(sp[0]) - 1
-                box = [float(x) for x in sp[1:5]]
-                grp = int(sp[5]) == 1
+                table.append((int(sp[0]) - 1, *map(float, sp[1:5]), int(sp[5]) == 1))
             except ValueError:
                 raise DatasetError(f'annotation file {path!r} row {lineno}: {lines[lineno - 1]!r}'
                                    ' is not "label xmin ymin xmax ymax is_group_of"') from None
-            if not 0 <= lab < num_classes:
-                raise DatasetError(f'annotation file {path!r} row {lineno}: label {lab + 1} is '
-                                   f'not a LabelId of the label file (1..{num_classes})')
-            img_ids.append(img_id)
-            labels.append(lab)
-            coords.append(box)
-            flags.append([grp])
+            if not 0 <= table[-1][0] < num_classes:
+                raise DatasetError(f'annotation file {path!r} row {lineno}: label '
+                                   f'{table[-1][0] + 1} is not a LabelId of the label file '
+                                   f'(1..{num_classes})')
             rows.append(lineno)
         i += 3 + count
-    return dict(img_ids=img_ids, labels=np.asarray(labels, dtype=np.int64),
-                coords=np.asarray(coords, dtype=np.float64).reshape(-1, 4),
-                flags=np.asarray(flags, dtype=bool).reshape(len(rows), 1),
-                flag_names=['is_group_of'], rows=np.asarray(rows, dtype=np.int64),
-                img_paths=img_paths)
+    table = np.asarray(table, dtype=np.float64).reshape(-1, 6)
+    return dict(img_ids=img_ids, labels=table[:, 0].astype(np.int64), coords=table[:, 1:5],
+                flags=table[:, 5:] == 1, flag_names=['is_group_of'],
+                rows=np.asarray(rows, dtype=np.int64), img_paths=img_paths)
 
 
 class _RowIds:
@@ -211,66 +202,46 @@ class _RowIds:
         return f'row {int(self.rows[k])}'
 
 
-def _labels_of(mids, mid_to_label, rows, path):
-    labels = np.empty(len(mids), dtype=np.int64)
-    for k, mid in enumerate(mids):
-        lab = mid_to_label.get(mid)
-        if lab is None:
-            raise DatasetError(f'annotation file {path!r} row {rows[k]}: LabelName {mid!r} is not '
-                               'in the label file; use the label file of the same release')
-        labels[k] = lab
-    return labels
-
-
 def check_normalised_boxes(coords, rows, path):
     """Open Images' rule: coordinates in [0, 1], xmin <= xmax, ymin <= ymax;
     anything else is an error naming the row.  Returns the keep mask (zero-size
     boxes are dropped, counted by the caller)."""
     if coords.size == 0:
         return np.ones(0, dtype=bool)
-    bad = ~np.isfinite(coords).all(axis=1) | (coords < 0).any(axis=1) | (coords > 1).any(axis=1)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f'annotation file {path!r} row {rows[k]}: box (xmin, ymin, xmax, '
-                           f'ymax) = {coords[k].tolist()} is outside [0, 1] ({int(bad.sum())} '
-                           'such row(s)); Open Images coordinates are normalised by the image '
-                           'size')
-    flipped = (coords[:, 0] > coords[:, 2]) | (coords[:, 1] > coords[:, 3])
-    if flipped.any():
-        k = int(np.flatnonzero(flipped)[0])
-        raise DatasetError(f'annotation file {path!r} row {rows[k]}: box (xmin, ymin, xmax, '
-                           f'ymax) = {coords[k].tolist()} has xmin > xmax or ymin > ymax '
-                           f'({int(flipped.sum())} such row(s)); swap the columns')
+    for bad, why in (
+            (~np.isfinite(coords).all(axis=1) | (coords < 0).any(axis=1) | (coords > 1).any(axis=1),
+             'is outside [0, 1] ({} such row(s)); Open Images coordinates are normalised by '
+             'the image size'),
+            ((coords[:, 0] > coords[:, 2]) | (coords[:, 1] > coords[:, 3]),
+             'has xmin > xmax or ymin > ymax ({} such row(s)); swap the columns')):
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise DatasetError(f'annotation file {path!r} row {rows[k]}: box (xmin, ymin, xmax, '
+                               f'ymax) = {coords[k].tolist()} ' + why.format(int(bad.sum())))
     return (coords[:, 2] > coords[:, 0]) & (coords[:, 3] > coords[:, 1])
 
 
 def read_image_level(path, mid_to_label, challenge):
     """``{ImageID: (labels, confidences)}`` from an image-level label CSV."""
+    what = 'image-level label file'
+    reader = _csv_rows(
+        path, what, ('ImageID', 'LabelName', 'Confidence'),
+        'ImageID,LabelName,Confidence' if challenge else 'ImageID,Source,LabelName,Confidence')
+    idx = next(reader)
     out = {}
-    with _open_csv(path, 'image-level label file') as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetError(f'image-level label file {path!r} is empty')
-        idx = _header_index(header, ('ImageID', 'LabelName', 'Confidence'), path,
-                            'image-level label file',
-                            'ImageID,LabelName,Confidence' if challenge else
-                            'ImageID,Source,LabelName,Confidence')
-        for lineno, row in enumerate(reader, 2):
-            if not row:
-                continue
-            mid = row[idx['LabelName']]
-            if mid not in mid_to_label:
-                raise DatasetError(f'image-level label file {path!r} row {lineno}: LabelName '
-                                   f'{mid!r} is not in the label file')
-            try:
-                conf = float(row[idx['Confidence']])
-            except ValueError:
-                raise DatasetError(f'image-level label file {path!r} row {lineno}: Confidence '
-                                   f'{row[idx["Confidence"]]!r} is not a number') from None
-            labs, confs = out.setdefault(row[idx['ImageID']], ([], []))
-            labs.append(mid_to_label[mid])
-            confs.append(conf)
+    for lineno, row in reader:
+        mid, conf = row[idx['LabelName']], row[idx['Confidence']]
+        if mid not in mid_to_label:
+            raise DatasetError(f'{what} {path!r} row {lineno}: LabelName {mid!r} is not in the '
+                               'label file')
+        try:
+            conf = float(conf)
+        except ValueError:
+            raise DatasetError(f'{what} {path!r} row {lineno}: Confidence {conf!r} is not a '
+                               'number') from None
+        labs, confs = out.setdefault(row[idx['ImageID']], ([], []))
+        labs.append(mid_to_label[mid])
+        confs.append(conf)
     return out
 
 
@@ -289,34 +260,24 @@ def read_metas(path, backend_args=None):
         if not isinstance(meta, dict) or 'filename' not in meta or 'ori_shape' not in meta:
             raise DatasetError(f'meta file {path!r} record {k}: expected a dict with "filename" '
                                f'and "ori_shape", got {meta!r:.200}')
-        stem = osp.splitext(osp.basename(meta['filename']))[0]
         h, w = meta['ori_shape'][:2]
-        out[stem] = (int(h), int(w))
+        out[osp.splitext(osp.basename(meta['filename']))[0]] = (int(h), int(w))
     return out
 
 
 def _primary_labels(obj, labels, num_objects, anc):
     """Per object: the first label (file order) that is not an ancestor of
-    another label of the object."""
-    n = len(obj)
+    another label of the object (one always exists in a DAG)."""
+    from balancedet.analysis.concurrent_rate import _pairs_within_objects
+
     # a row is "covered" when another row of its object has a descendant label
-    covered = np.zeros(n, dtype=bool)
     order = np.argsort(obj, kind='stable')
-    so = obj[order]
-    starts = np.flatnonzero(np.r_[True, so[1:] != so[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    for s, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-        rows = order[s:s + size]
-        labs = labels[rows]
-        covered[rows] = anc[labs[None, :], labs[:, None]].any(axis=1)
-    primary = np.full(num_objects, -1, dtype=np.int64)
+    a, b = (order[x] for x in _pairs_within_objects(obj[order], num_objects))
+    covered = np.zeros(len(obj), dtype=bool)
+    covered[a[anc[labels[b], labels[a]]]] = True
+    primary = np.empty(num_objects, dtype=np.int64)
     cand = np.flatnonzero(~covered)[::-1]  # later rows first, so the first row wins
     primary[obj[cand]] = labels[cand]
-    missing = primary < 0  # cannot happen in a DAG; keep the first row then
-    if missing.any():
-        first = np.full(num_objects, n, dtype=np.int64)
-        np.minimum.at(first, obj, np.arange(n))
-        primary[missing] = labels[first[missing]]
     return primary
 
 
@@ -374,11 +335,9 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         classes, mids, m2l, hierarchy = self._read_classes()
         self.hierarchy: ClassHierarchy = hierarchy
         self.label_id_mapping = m2l
-        self._metainfo['classes'] = tuple(classes)
-        self._metainfo['mids'] = tuple(mids)
-        self._metainfo['RELATION_MATRIX'] = hierarchy.relation_matrix()
-        self._metainfo['parents'] = {k: list(v) for k, v in hierarchy.parents.items()}
-        self._metainfo['multi_label'] = True
+        self._metainfo.update(
+            classes=tuple(classes), mids=tuple(mids), RELATION_MATRIX=hierarchy.relation_matrix(),
+            parents={k: list(v) for k, v in hierarchy.parents.items()}, multi_label=True)
         if self.challenge:
             boxes = read_challenge_boxes(self.ann_file, len(classes))
         else:
@@ -390,13 +349,8 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         metas = read_metas(self.meta_file)
 
         # images in order of first appearance in the annotation file
-        ids = np.asarray(boxes['img_ids'], dtype=object)
-        if boxes['img_paths'] is not None:
-            order_ids = [osp.splitext(osp.basename(p))[0] for p in boxes['img_paths']]
-            paths = dict(zip(order_ids, boxes['img_paths']))
-        else:
-            order_ids = list(dict.fromkeys(boxes['img_ids']))
-            paths = {i: f'{i}.jpg' for i in order_ids}
+        paths = {osp.splitext(osp.basename(p))[0]: p for p in boxes['img_paths']}
+        order_ids = list(paths)
         missing = [i for i in order_ids if i not in metas]
         extra = [i for i in metas if i not in paths]
         if missing or extra:
@@ -406,13 +360,14 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
                 f'{missing[:3]}), {len(extra)} meta record(s) have no annotation (e.g. '
                 f'{extra[:3]}); regenerate the metas from the same split')
         img_index = {img: k for k, img in enumerate(order_ids)}
-        img_of_row = np.fromiter((img_index[i] for i in ids), dtype=np.int64, count=len(ids))
+        img_of_row = np.fromiter((img_index[i] for i in boxes['img_ids']), dtype=np.int64,
+                                 count=len(boxes['img_ids']))
         # the toolbox's box rule (box_rules.check_boxes) on pixel boxes: under 1 px
         # (zero-size included) dropped, counted in one warning per file
-        size = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
-        h_row, w_row = size[img_of_row, 0], size[img_of_row, 1]
-        px = boxes['coords'] * np.stack([w_row, h_row, w_row, h_row], axis=1)
-        keep = check_boxes(px, w_row, h_row, source=self.ann_file,
+        hw = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
+        scale = hw[:, [1, 0, 1, 0]]
+        px = boxes['coords'] * scale[img_of_row]
+        keep = check_boxes(px, scale[img_of_row, 0], scale[img_of_row, 1], source=self.ann_file,
                            record_ids=_RowIds(boxes['rows']))
         if not keep.all():
             warn_dropped(self.ann_file, [f'row {r}' for r in boxes['rows'][~keep].tolist()],
@@ -420,64 +375,46 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         img_of_row, labels = img_of_row[keep], boxes['labels'][keep]
         coords, flags = boxes['coords'][keep], boxes['flags'][keep]
         obj, num_obj = object_ids(coords, img_of_row)
-        anc = hierarchy.ancestor_matrix
-        primary = _primary_labels(obj, labels, num_obj, anc)
 
         # per object: sorted unique labels (CSR), flags OR-ed
-        pair_key = np.unique(obj * len(classes) + labels)
-        pair_obj, pair_lab = pair_key // len(classes), pair_key % len(classes)
+        C = len(classes)
+        pair_key, pair_row = np.unique(obj * C + labels, return_index=True)
         if self.expand_ancestors:
-            rows_, cols_ = np.nonzero(anc[pair_lab])
-            pair_key = np.unique(np.r_[pair_key, pair_obj[rows_] * len(classes) + cols_])
-            pair_obj, pair_lab = pair_key // len(classes), pair_key % len(classes)
-        ml_off = np.r_[0, np.cumsum(np.bincount(pair_obj, minlength=num_obj))]
-        obj_flags = np.zeros((num_obj, flags.shape[1]), dtype=bool)
-        np.logical_or.at(obj_flags, obj, flags)
+            rows_, cols_ = np.nonzero(hierarchy.ancestor_matrix[pair_key % C])
+            pair_key = np.unique(np.r_[pair_key, pair_key[rows_] // C * C + cols_])
+        pair_obj, pair_lab = pair_key // C, pair_key % C
+        ml_off = np.r_[0, np.cumsum(np.bincount(pair_obj, minlength=num_obj))].tolist()
         first_row = np.full(num_obj, len(obj), dtype=np.int64)
         np.minimum.at(first_row, obj, np.arange(len(obj)))
-        obj_img = img_of_row[first_row]
-        obj_box = coords[first_row]
         # class-image pairs for the samplers (every label of every object)
-        self._pairs = (obj_img[pair_obj], pair_lab)
+        self._pairs = (img_of_row[first_row][pair_obj], pair_lab)
         self._num_multi = int(np.sum(np.diff(ml_off) > 1))
 
         # everything per instance is computed in bulk; the loop only builds dicts
-        names = boxes['flag_names']
-        hw = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
-        scale = hw[:, [1, 0, 1, 0]]
-        lab_list = pair_lab.tolist()
-        off = ml_off.tolist()
-        if not self.instances_per_label:
-            inst_img = obj_img
-            inst_box = (obj_box * scale[obj_img]).tolist()
-            inst_lab = primary.tolist()
-            inst_obj = list(range(num_obj))
-            inst_flags = obj_flags.tolist()
-        else:  # one row per (object, label): the first row of each pair
-            _, uniq_rows = np.unique(obj * len(classes) + labels, return_index=True)
-            r = np.sort(uniq_rows)
-            inst_img = img_of_row[r]
-            inst_box = (coords[r] * scale[inst_img]).tolist()
-            inst_lab = labels[r].tolist()
-            inst_obj = obj[r].tolist()
-            inst_flags = flags[r].tolist()
+        if self.instances_per_label:  # one row per (object, label): the first row of each pair
+            r = np.sort(pair_row)
+            inst_obj, inst_lab, inst_flags = obj[r], labels[r], flags[r]
+        else:
+            r, inst_obj = first_row, np.arange(num_obj)
+            inst_lab = _primary_labels(obj, labels, num_obj, hierarchy.ancestor_matrix)
+            inst_flags = np.zeros((num_obj, flags.shape[1]), dtype=bool)
+            np.logical_or.at(inst_flags, obj, flags)
+        inst_img = img_of_row[r]
+        inst_box = (coords[r] * scale[inst_img]).tolist()
+        inst_obj, inst_lab, inst_flags = inst_obj.tolist(), inst_lab.tolist(), inst_flags.tolist()
         order = np.argsort(inst_img, kind='stable')
         bounds = np.searchsorted(inst_img[order], np.arange(len(order_ids) + 1)).tolist()
-        order = order.tolist()
-        prefix = self.data_prefix['img']
-        hw_list = hw.astype(np.int64).tolist()
+        order, lab_list, names = order.tolist(), pair_lab.tolist(), boxes['flag_names']
         data_list = []
-        for k, img in enumerate(order_ids):
+        for k, (img, (h, w)) in enumerate(zip(order_ids, hw.astype(np.int64).tolist())):
             instances = []
             for q in order[bounds[k]:bounds[k + 1]]:
                 o = inst_obj[q]
-                inst = dict(bbox=inst_box[q], bbox_label=inst_lab[q],
-                            multi_labels=lab_list[off[o]:off[o + 1]], ignore_flag=0)
-                inst.update(zip(names, inst_flags[q]))
-                instances.append(inst)
-            h, w = hw_list[k]
-            info = dict(img_path=osp.join(prefix, paths[img]), img_id=img, height=h, width=w,
-                        instances=instances)
+                instances.append(dict(bbox=inst_box[q], bbox_label=inst_lab[q],
+                                      multi_labels=lab_list[ml_off[o]:ml_off[o + 1]],
+                                      ignore_flag=0, **dict(zip(names, inst_flags[q]))))
+            info = dict(img_path=osp.join(self.data_prefix['img'], paths[img]), img_id=img,
+                        height=h, width=w, instances=instances)
             if img_level is not None:
                 labs, confs = img_level.get(img, ([], []))
                 info['image_level_labels'] = np.asarray(labs, dtype=np.int64)
@@ -494,19 +431,16 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         subset (``indices``) or filter changed the image list."""
         if self._pairs is not None and len(self) == getattr(self, '_num_loaded', -1):
             return self._pairs
-        img, lab = [], []
-        for i in range(len(self)):
-            for inst in self.get_data_info(i)['instances']:
-                for x in inst.get('multi_labels', [inst['bbox_label']]):
-                    img.append(i)
-                    lab.append(x)
-        return np.asarray(img, dtype=np.int64), np.asarray(lab, dtype=np.int64)
+        pairs = [(i, x) for i in range(len(self)) for x in self._image_labels(i)]
+        img, lab = np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T
+        return img, lab
+
+    def _image_labels(self, idx: int) -> list[int]:
+        return [x for inst in self.get_data_info(idx)['instances']
+                for x in inst.get('multi_labels', [inst['bbox_label']])]
 
     def get_cat_ids(self, idx: int) -> list[int]:
-        out = set()
-        for inst in self.get_data_info(idx)['instances']:
-            out.update(inst.get('multi_labels', [inst['bbox_label']]))
-        return sorted(out)
+        return sorted(set(self._image_labels(idx)))
 
     # -- checks -------------------------------------------------------------
     def _count_multi(self) -> int:

@@ -73,6 +73,11 @@ def _image_id(rng):
     return ''.join(rng.choice(list('0123456789abcdef'), 16))
 
 
+def _write(path, data):
+    with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
+        f.write(data)
+
+
 def _fmt(x):
     return f'{x:.6f}'.rstrip('0').rstrip('.') if x not in (0.0, 1.0) else str(int(x))
 
@@ -92,27 +97,23 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
     conf_pair = [index[c] for c in CONFUSABLE]
     group_cls = {index[c] for c in GROUP_OF}
     dog = index['Dog']
-    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
-    os.makedirs(osp.join(out_dir, 'challenge2019'), exist_ok=True)
-    shutil.copyfile(LABEL_FILE, osp.join(out_dir, 'annotations', 'class-descriptions-boxable.csv'))
-    shutil.copyfile(HIERARCHY_FILE,
-                    osp.join(out_dir, 'annotations', 'bbox_labels_600_hierarchy.json'))
+    ann, chal = osp.join(out_dir, 'annotations'), osp.join(out_dir, 'challenge2019')
+    for d in (ann, chal):
+        os.makedirs(d, exist_ok=True)
+    for src in (LABEL_FILE, HIERARCHY_FILE):
+        shutil.copyfile(src, osp.join(ann, osp.basename(src)))
 
     # Challenge class subset: every class that can occur, then file order
-    used = set(drawn) | set(conf_pair)
-    for c in list(used):
-        used.update(hier.ancestors(c))
+    used = set(hier.expand(drawn + conf_pair))
     ch = sorted(used) + [i for i in range(len(classes)) if i not in used]
     ch = sorted(ch[:challenge_classes])
     ch_pos = {c: k for k, c in enumerate(ch)}
-    with open(osp.join(out_dir, 'challenge2019', 'cls-label-description.csv'), 'w') as f:
-        for k, c in enumerate(ch):
-            f.write(f'{mids[c]},{classes[c]},{k + 1}\n')
-    sub = ClassHierarchy(
-        [classes[c] for c in ch],
-        {ch_pos[c]: [ch_pos[p] for p in hier.ancestors(c) if p in ch_pos]
-         for c in ch if any(p in ch_pos for p in hier.ancestors(c))})
-    with open(osp.join(out_dir, 'challenge2019', 'class_label_tree.np'), 'wb') as f:
+    _write(osp.join(chal, 'cls-label-description.csv'),
+           ''.join(f'{mids[c]},{classes[c]},{k + 1}\n' for k, c in enumerate(ch)))
+    sub = ClassHierarchy([classes[c] for c in ch],
+                         {ch_pos[c]: [ch_pos[p] for p in hier.ancestors(c) if p in ch_pos]
+                          for c in ch})
+    with open(osp.join(chal, 'class_label_tree.np'), 'wb') as f:
         np.save(f, sub.class_label_tree())
 
     summary = {'classes': len(classes), 'challenge_classes': len(ch)}
@@ -137,8 +138,8 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
                 box = [round(float(v), 6) for v in (x0, x0 + bw, y0, y0 + bh)]  # xmin xmax ...
                 color = tuple(int(v) for v in ((53 * leaf) % 200 + 55, (97 * leaf) % 200 + 55,
                                                (31 * leaf) % 200 + 55))
-                px = [int(box[0] * w), int(box[2] * h), int(box[1] * w) - 1, int(box[3] * h) - 1]
-                cv2.rectangle(img, (px[0], px[1]), (px[2], px[3]), color, -1)
+                cv2.rectangle(img, (int(box[0] * w), int(box[2] * h)),
+                              (int(box[1] * w) - 1, int(box[3] * h) - 1), color, -1)
                 labels = [leaf]
                 if leaf == conf_pair[0]:  # the confusable pair: either label, or both
                     r = rng.random()
@@ -174,50 +175,32 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
                     if lab in ch_pos:
                         boxes_txt.append(f'{ch_pos[lab] + 1} {box[0]} {box[2]} {box[1]} '
                                          f'{box[3]} {grp}')
-            for lab in sorted(present):
-                img_rows.append((img_id, mids[lab], 1))
+            img_rows += [(img_id, lab, 1) for lab in sorted(present)]
             absent = [c for c in drawn if c not in present]
-            img_rows.append((img_id, mids[int(rng.choice(absent))], 0))
+            img_rows.append((img_id, int(rng.choice(absent)), 0))
             txt.append(f'{split}/{img_id}.jpg\n-1\n{len(boxes_txt)}\n' + ''.join(
                 b + '\n' for b in boxes_txt))
         name = 'oidv6-train-annotations-bbox.csv' if split == 'train' else \
             'validation-annotations-bbox.csv'
-        with open(osp.join(out_dir, 'annotations', name), 'w') as f:
-            f.write('ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,'
-                    'IsTruncated,IsGroupOf,IsDepiction,IsInside\n')
-            f.write(''.join(r + '\n' for r in rows))
-        with open(osp.join(out_dir, 'annotations',
-                           f'{split}-annotations-human-imagelabels-boxable.csv'), 'w') as f:
-            f.write('ImageID,Source,LabelName,Confidence\n')
-            f.write(''.join(f'{i},verification,{m},{c}\n' for i, m, c in img_rows))
-        with open(osp.join(out_dir, 'annotations', f'{split}-image-metas.pkl'), 'wb') as f:
-            pickle.dump(metas, f)
-        with open(osp.join(out_dir, 'challenge2019',
-                           f'challenge-2019-{split}-detection-bbox.txt'), 'w') as f:
-            f.write(''.join(txt))
-        ch_metas = [dict(m, filename=m['filename'].replace('OpenImages/', '')) for m in metas]
-        with open(osp.join(out_dir, 'challenge2019', f'challenge-2019-{split}-metas.pkl'),
-                  'wb') as f:
-            pickle.dump(ch_metas, f)
+        _write(osp.join(ann, name), 'ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,'
+               'IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n'
+               + ''.join(r + '\n' for r in rows))
+        _write(osp.join(ann, f'{split}-annotations-human-imagelabels-boxable.csv'),
+               'ImageID,Source,LabelName,Confidence\n'
+               + ''.join(f'{i},verification,{mids[lab]},{c}\n' for i, lab, c in img_rows))
+        _write(osp.join(ann, f'{split}-image-metas.pkl'), pickle.dumps(metas))
+        _write(osp.join(chal, f'challenge-2019-{split}-detection-bbox.txt'), ''.join(txt))
+        _write(osp.join(chal, f'challenge-2019-{split}-metas.pkl'), pickle.dumps(
+            [dict(m, filename=m['filename'].replace('OpenImages/', '')) for m in metas]))
         if split == 'validation':
-            with open(osp.join(out_dir, 'challenge2019', 'challenge-2019-validation-detection-'
-                               'human-imagelabels.csv'), 'w') as f:
-                f.write('ImageID,LabelName,Confidence\n')
-                f.write(''.join(f'{i},{m},{c}\n' for i, m, c in img_rows
-                                if index_of(mids, m) in ch_pos))
+            _write(osp.join(chal, 'challenge-2019-validation-detection-human-imagelabels.csv'),
+                   'ImageID,LabelName,Confidence\n' + ''.join(
+                       f'{i},{mids[lab]},{c}\n' for i, lab, c in img_rows if lab in ch_pos))
         summary[split] = dict(images=num, box_rows=len(rows), multi_label_objects=n_multi,
                               parent_only_objects=n_parent_only, group_of_objects=n_group)
-    with open(osp.join(out_dir, 'generator.json'), 'w') as f:
-        json.dump(dict(summary, seed=seed, tail_ratio=tail_ratio), f, indent=1)
+    _write(osp.join(out_dir, 'generator.json'),
+           json.dumps(dict(summary, seed=seed, tail_ratio=tail_ratio), indent=1))
     return summary
-
-
-def index_of(mids, mid, _cache={}):  # noqa: B006 (memo of the MID list)
-    key = id(mids)
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = {m: i for i, m in enumerate(mids)}
-    return _cache[key][mid]
 
 
 def main(argv=None):

@@ -83,22 +83,22 @@ def object_ids(boxes, image_ids=None) -> tuple[np.ndarray, int]:
             h ^= col + np.uint64(0x9E3779B97F4A7C15 + k)
             h *= np.uint64(0xBF58476D1CE4E5B9)
             h ^= h >> np.uint64(31)
+    def same_key(order):  # each sorted row has the key of the row before it
+        same = np.ones(n - 1, dtype=bool)
+        for col in cols:
+            cs = col[order]
+            same &= cs[1:] == cs[:-1]
+        return same
+
     order = np.argsort(h)  # (not stable: runs are found by key, not by position)
     hs = h[order]
     same_hash = hs[1:] == hs[:-1]
     del h, hs
-    same_key = np.ones(n - 1, dtype=bool)
-    for col in cols:
-        cs = col[order]
-        same_key &= cs[1:] == cs[:-1]
-    if np.any(same_hash & ~same_key):  # collision: exact sort instead
+    same = same_key(order)
+    if np.any(same_hash & ~same):  # collision: exact sort instead
         order = np.lexsort(cols[::-1])
-        same_key = np.ones(n - 1, dtype=bool)
-        for col in cols:
-            cs = col[order]
-            same_key &= cs[1:] == cs[:-1]
-    new = np.ones(n, dtype=bool)
-    new[1:] = ~same_key
+        same = same_key(order)
+    new = np.r_[True, ~same]
     group_sorted = np.cumsum(new) - 1
     # number objects by first appearance: the smallest annotation index of each run
     first = np.minimum.reduceat(order, np.flatnonzero(new))
@@ -114,8 +114,7 @@ def object_label_sets(boxes, labels, image_ids=None) -> list[list[int]]:
     of :class:`~balancedet.datasets.BalancedCocoDataset`)."""
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     obj, num = object_ids(boxes, image_ids)
-    sets = [set() for _ in range(num)]
-    for o, lab in zip(obj.tolist(), labels.tolist()):
-        sets[o].add(lab)
-    out = [sorted(s) for s in sets]
-    return [out[o] for o in obj.tolist()]
+    pairs = np.unique(np.stack([obj, labels], axis=1), axis=0)  # by object, then label
+    bounds = np.searchsorted(pairs[:, 0], np.arange(num + 1)).tolist()
+    sets = [pairs[a:b, 1].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    return [sets[o] for o in obj.tolist()]

@@ -70,16 +70,10 @@ def _iou_f32(det, gt, iof=False):
     det = det.astype(np.float32, copy=False)
     gt = gt.astype(np.float32, copy=False)
     area_d = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
-    xs = np.maximum(det[:, 0], gt[:, 0])
-    ys = np.maximum(det[:, 1], gt[:, 1])
-    xe = np.minimum(det[:, 2], gt[:, 2])
-    ye = np.minimum(det[:, 3], gt[:, 3])
-    overlap = np.maximum(xe - xs, np.float32(0)) * np.maximum(ye - ys, np.float32(0))
-    if iof:
-        union = area_d
-    else:
-        area_g = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
-        union = area_d + area_g - overlap
+    wh = np.maximum(np.minimum(det[:, 2:], gt[:, 2:]) - np.maximum(det[:, :2], gt[:, :2]),
+                    np.float32(0))
+    overlap = wh[:, 0] * wh[:, 1]
+    union = area_d if iof else area_d + (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) - overlap
     return overlap / np.maximum(union, np.float32(1e-6))
 
 
@@ -88,15 +82,16 @@ def _pairs(det_key, gt_key, seg):
     dense segment index of each det key.
 
     Pairs are ordered by det index, then gt index (the gt order of mmdet's IoU matrix rows)."""
-    starts = np.flatnonzero(np.diff(seg, prepend=-1))
-    ukey = det_key[starts]
+    ukey = det_key[np.flatnonzero(np.diff(seg, prepend=-1))]
     lo = np.searchsorted(gt_key, ukey, 'left')[seg]
     cnt = np.searchsorted(gt_key, ukey, 'right')[seg] - lo
-    total = int(cnt.sum())
-    pd = np.repeat(np.arange(det_key.size), cnt)
-    starts = np.cumsum(cnt) - cnt
-    pg = np.arange(total) - np.repeat(starts - lo, cnt)
-    return pd, pg, cnt
+    return (*_ranges(lo, cnt), cnt)
+
+
+def _ranges(lo, cnt):
+    """``(i, lo[i] + k)`` for every ``i`` and ``k < cnt[i]``, by ``i`` then ``k``."""
+    return (np.repeat(np.arange(cnt.size), cnt),
+            np.arange(int(cnt.sum())) + np.repeat(lo - (np.cumsum(cnt) - cnt), cnt))
 
 
 def _take_or(values, idx, default=-1):
@@ -109,11 +104,8 @@ def _take_or(values, idx, default=-1):
 
 def _expand(labels, ptr, idx):
     """(row, ancestor) pairs of every label, by row then ancestor (np.nonzero order)."""
-    cnt = ptr[labels + 1] - ptr[labels]
-    total = int(cnt.sum())
-    rows = np.repeat(np.arange(labels.size), cnt)
-    off = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return rows, idx[np.repeat(ptr[labels], cnt) + off]
+    rows, pos = _ranges(ptr[labels], ptr[labels + 1] - ptr[labels])
+    return rows, idx[pos]
 
 
 def _first_max(values, pd, cnt, n):
@@ -123,11 +115,8 @@ def _first_max(values, pd, cnt, n):
     if values.size == 0:
         return vmax, arg
     has = cnt > 0
-    starts = (np.cumsum(cnt) - cnt)[has]
-    m = np.maximum.reduceat(values, starts)
-    vmax[has] = m
-    is_max = values == vmax[pd]
-    first = np.flatnonzero(is_max)
+    vmax[has] = np.maximum.reduceat(values, (np.cumsum(cnt) - cnt)[has])
+    first = np.flatnonzero(values == vmax[pd])
     dets_first, idx = np.unique(pd[first], return_index=True)
     arg[dets_first] = first[idx]
     return vmax, arg
@@ -220,18 +209,16 @@ class FastOpenImagesMetric(BaseMetric):
                     'get_supercategory/filter_labels (set both False to evaluate without a '
                     'hierarchy)')
             rel = np.eye(num_classes, dtype=bool)
-        rel = np.asarray(rel)
+        rel = np.asarray(rel).astype(bool)
         if rel.shape != (num_classes, num_classes):
             raise OpenImagesMetricError(
                 f"dataset_meta['RELATION_MATRIX'] has shape {rel.shape}, expected "
                 f'({num_classes}, {num_classes}) for the {num_classes} classes of '
                 "dataset_meta['classes']")
-        rel = rel.astype(bool)
         # "ancestors" of each class in CSR form: RELATION_MATRIX row without the diagonal
         anc = rel & ~np.eye(num_classes, dtype=bool)
-        anc_ptr = np.concatenate([[0], np.cumsum(anc.sum(1))]).astype(np.int64)
-        anc_idx = np.nonzero(anc)[1].astype(np.int64)
-        info = (num_classes, (anc_ptr, anc_idx, rel.diagonal().copy()))
+        anc_ptr = np.r_[0, np.cumsum(anc.sum(1))].astype(np.int64)
+        info = (num_classes, (anc_ptr, np.nonzero(anc)[1].astype(np.int64), rel.diagonal()))
         self._meta_cache = (key, info)
         return info
 
@@ -245,21 +232,17 @@ class FastOpenImagesMetric(BaseMetric):
         B = len(data_samples)
         if B == 0:
             return
-        gtb, gtl, gtg, ills, pb, ps, pl = [], [], [], [], [], [], []
-        for sample in data_samples:
-            if isinstance(sample, BaseDataElement):
-                sample = sample.to_dict()
-            r = self._read_sample(sample, num_classes)
-            for lst, v in zip((gtb, gtl, gtg, ills, pb, ps, pl), r[1:]):
-                lst.append(v)
+        gtb, gtl, gtg, ills, pb, ps, pl = zip(*(self._read_sample(
+            s.to_dict() if isinstance(s, BaseDataElement) else s, num_classes)
+            for s in data_samples))
         C = num_classes
+
+        def image_of(parts):  # image index of each row of the concatenated parts
+            return np.repeat(np.arange(B), [x.size for x in parts])
         # ---- ground truth: originals, then copies to ancestors (instance, ancestor order)
-        gt_n = np.array([x.size for x in gtl], dtype=np.int64)
-        g_img = np.repeat(np.arange(B), gt_n)
-        gt_boxes = np.concatenate(gtb)
-        gt_labels = np.concatenate(gtl)
-        group = np.concatenate(gtg)
-        if self.get_supercategory and gt_labels.size:
+        g_img = image_of(gtl)
+        gt_boxes, gt_labels, group = np.concatenate(gtb), np.concatenate(gtl), np.concatenate(gtg)
+        if self.get_supercategory:
             ii, aa = _expand(gt_labels, anc_ptr, anc_idx)
             gt_boxes = np.concatenate([gt_boxes, gt_boxes[ii]])
             gt_labels = np.concatenate([gt_labels, aa])
@@ -267,49 +250,35 @@ class FastOpenImagesMetric(BaseMetric):
             g_img = np.concatenate([g_img, g_img[ii]])
         allowed = np.zeros((B, C), dtype=bool)
         allowed[g_img, gt_labels] = True
-        ill_n = np.array([x.size for x in ills], dtype=np.int64)
-        allowed[np.repeat(np.arange(B), ill_n), np.concatenate(ills)] = True
+        allowed[image_of(ills), np.concatenate(ills)] = True
         # ---- predictions (mmdet's _process_predictions, all images at once)
-        det_n = np.array([x.size for x in pl], dtype=np.int64)
-        d_img = np.repeat(np.arange(B), det_n)
-        boxes = np.concatenate(pb)
-        scores = np.concatenate(ps)
-        labels = np.concatenate(pl)
+        d_img = image_of(pl)
+        boxes, scores, labels = np.concatenate(pb), np.concatenate(ps), np.concatenate(pl)
         dtype = np.result_type(boxes.dtype, scores.dtype, np.float32)
         keep = np.ones(labels.size, dtype=bool)
-        if self.filter_labels and labels.size:
+        ii, aa = _expand(labels, anc_ptr, anc_idx)  # (prediction, ancestor) pairs
+        if self.filter_labels:
             # mmdet drops the predictions of every class that some predicted class'
             # relation-matrix row reaches and that is not annotated on the image
             reach = np.zeros((B, C), dtype=bool)
             dg = diag[labels]
             reach[d_img[dg], labels[dg]] = True
-            ii, aa = _expand(labels, anc_ptr, anc_idx)
             reach[d_img[ii], aa] = True
             keep = ~(reach & ~allowed)[d_img, labels]
-        out_i = [np.flatnonzero(keep)]
-        out_l = [labels[keep]]
-        if self.get_supercategory and labels.size:
+        out_i, out_l = np.flatnonzero(keep), labels[keep]
+        if self.get_supercategory:
             # copies to annotated ancestors, in mmdet's append order (p, a, i) per image
-            ii, aa = _expand(labels, anc_ptr, anc_idx)
             sel = allowed[d_img[ii], aa]
             ii, aa = ii[sel], aa[sel]
             order = np.lexsort((ii, aa, labels[ii], d_img[ii]))
-            out_i.append(ii[order])
-            out_l.append(aa[order])
-        out_i = np.concatenate(out_i)
-        out_l = np.concatenate(out_l)
+            out_i, out_l = np.r_[out_i, ii[order]], np.r_[out_l, aa[order]]
         srt = np.argsort(d_img[out_i] * C + out_l, kind='stable')
         out_i, out_l = out_i[srt], out_l[srt]
-        det = np.empty((out_i.size, 6), dtype=dtype)
-        det[:, :4] = boxes[out_i]
-        det[:, 4] = scores[out_i]
-        det[:, 5] = out_l
+        det = np.concatenate([boxes[out_i], scores[out_i, None], out_l[:, None]], 1, dtype=dtype)
         det_split = np.cumsum(np.bincount(d_img[out_i], minlength=B))[:-1]
         srt = np.argsort(g_img * C + gt_labels, kind='stable')
-        gt = np.empty((srt.size, 6), dtype=np.float32)
-        gt[:, :4] = gt_boxes[srt]
-        gt[:, 4] = gt_labels[srt]
-        gt[:, 5] = group[srt]
+        gt = np.concatenate([gt_boxes[srt], gt_labels[srt, None], group[srt, None]], 1,
+                            dtype=np.float32)
         gt_split = np.cumsum(np.bincount(g_img, minlength=B))[:-1]
         self.results.extend(zip(np.split(gt, gt_split), np.split(det, det_split)))
 
@@ -322,67 +291,42 @@ class FastOpenImagesMetric(BaseMetric):
                 "'image_level_labels' to PackDetInputs' meta_keys, as mmdet's Open Images "
                 'configs do)')
         instances = sample['instances']
-        n = len(instances)
         gt_boxes = np.array([ins['bbox'] for ins in instances],
                             dtype=np.float32).reshape(-1, 4)
         gt_labels = np.array([ins['bbox_label'] for ins in instances], dtype=np.int64)
-        if self.use_group_of:
-            try:
-                group = np.array([ins['is_group_of'] for ins in instances], dtype=bool)
-            except KeyError:
-                group = np.zeros(n, dtype=bool)
-                for j, ins in enumerate(instances):
-                    if 'is_group_of' in ins:
-                        group[j] = bool(ins['is_group_of'])
-                    elif 'is_group_ofs' in ins:  # mmdet 3.3 OpenImagesChallengeDataset
-                        group[j] = bool(ins['is_group_ofs'])
-                    else:
-                        raise OpenImagesMetricError(
-                            f'instance {j} of image {img!r} has neither is_group_of nor '
-                            'is_group_ofs; set use_group_of=False if the dataset has no '
-                            'group-of flags') from None
-        else:
-            group = np.zeros(n, dtype=bool)
-        if n and (gt_labels.min() < 0 or gt_labels.max() >= num_classes):
+        # mmdet 3.3's OpenImagesChallengeDataset writes is_group_ofs
+        group = [ins.get('is_group_of', ins.get('is_group_ofs')) if self.use_group_of else False
+                 for ins in instances]
+        if None in group:
             raise OpenImagesMetricError(
-                f'image {img!r}: instance bbox_label {gt_labels.tolist()} outside the '
-                f'{num_classes} classes of dataset_meta')
-        ill = sample.get('image_level_labels', None)
-        if ill is not None:
-            ill = _to_numpy(ill).astype(np.int64).reshape(-1)
-            if ill.size and (ill.min() < 0 or ill.max() >= num_classes):
-                raise OpenImagesMetricError(
-                    f'image {img!r}: image_level_labels {ill.tolist()} outside the '
-                    f'{num_classes} classes')
-        else:
-            ill = np.zeros(0, dtype=np.int64)
+                f'instance {group.index(None)} of image {img!r} has neither is_group_of nor '
+                'is_group_ofs; set use_group_of=False if the dataset has no group-of flags')
+        ill = sample.get('image_level_labels')
+        ill = _to_numpy([] if ill is None else ill).astype(np.int64).reshape(-1)
         if 'pred_instances' not in sample:
             raise OpenImagesMetricError(f"data sample of image {img!r} has no 'pred_instances'")
         pred = sample['pred_instances']
-        boxes = _to_numpy(pred['bboxes'])
+        boxes = _to_numpy(pred['bboxes']).reshape(-1, 4)
         scores = _to_numpy(pred['scores']).reshape(-1)
         labels = _to_numpy(pred['labels']).astype(np.int64).reshape(-1)
-        boxes = boxes.reshape(-1, 4) if boxes.size else boxes.reshape(0, 4)
         if not (boxes.shape[0] == scores.shape[0] == labels.shape[0]):
             raise OpenImagesMetricError(
                 f'image {img!r}: pred_instances has {boxes.shape[0]} bboxes, '
                 f'{scores.shape[0]} scores and {labels.shape[0]} labels')
-        if not np.isfinite(scores).all():
-            bad = np.flatnonzero(~np.isfinite(scores))[:5].tolist()
-            raise OpenImagesMetricError(
-                f'image {img!r}: pred_instances.scores has non-finite values (NaN/inf) at '
-                f'indices {bad}')
-        if not np.isfinite(boxes).all():
-            bad = np.flatnonzero(~np.isfinite(boxes).all(1))[:5].tolist()
-            raise OpenImagesMetricError(
-                f'image {img!r}: pred_instances.bboxes has non-finite coordinates (NaN/inf) '
-                f'in rows {bad}')
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            bad = labels[(labels < 0) | (labels >= num_classes)][:5].tolist()
-            raise OpenImagesMetricError(
-                f'image {img!r}: pred_instances.labels {bad} outside [0, {num_classes}) '
-                "(the classes of dataset_meta['classes'])")
-        return img, gt_boxes, gt_labels, group, ill, boxes, scores, labels
+        for name, x, where in (('scores', scores, 'values (NaN/inf) at indices'),
+                               ('bboxes', boxes, 'coordinates (NaN/inf) in rows')):
+            if not np.isfinite(x).all():
+                bad = np.flatnonzero(~np.isfinite(x).all(axis=tuple(range(1, x.ndim))))[:5]
+                raise OpenImagesMetricError(
+                    f'image {img!r}: pred_instances.{name} has non-finite {where} {bad.tolist()}')
+        for name, x in (('instance bbox_label', gt_labels), ('image_level_labels', ill),
+                        ('pred_instances.labels', labels)):
+            if x.size and (x.min() < 0 or x.max() >= num_classes):
+                bad = x[(x < 0) | (x >= num_classes)][:5]
+                raise OpenImagesMetricError(
+                    f'image {img!r}: {name} {bad.tolist()} outside [0, {num_classes}) (the '
+                    "classes of dataset_meta['classes'])")
+        return gt_boxes, gt_labels, np.array(group, dtype=bool), ill, boxes, scores, labels
 
     #: detection rows evaluated at once (classes are independent; chunks bound the memory)
     chunk_rows: int = 3_000_000
@@ -393,27 +337,20 @@ class FastOpenImagesMetric(BaseMetric):
         num_imgs = len(results)
         if num_imgs == 0:
             raise OpenImagesMetricError('FastOpenImagesMetric got no results to evaluate')
-        gts = [r[0] for r in results]
-        dets = [r[1] for r in results]
-        gt_n = np.fromiter((g.shape[0] for g in gts), dtype=np.int64, count=num_imgs)
-        det_n = np.fromiter((d.shape[0] for d in dets), dtype=np.int64, count=num_imgs)
-        base_dtype = np.result_type(*{d.dtype for d in dets})
-        G = np.concatenate(gts) if gt_n.sum() else np.zeros((0, 6), np.float32)
-        D = np.concatenate(dets).astype(base_dtype, copy=False) if det_n.sum() \
-            else np.zeros((0, 6), base_dtype)
-        del gts, dets
-        g_img = np.repeat(np.arange(num_imgs, dtype=np.int32), gt_n)
-        d_img = np.repeat(np.arange(num_imgs, dtype=np.int32), det_n)
-        # per-image arrays are label-sorted, so a stable sort by label gives
-        # (class, image, mmdet order within the image)
-        g_lab = G[:, 4].astype(np.int32)
-        go = np.argsort(g_lab, kind='stable')
-        g_bounds = np.searchsorted(g_lab[go], np.arange(num_classes + 1))
-        del g_lab
-        d_lab = D[:, 5].astype(np.int32)
-        do = np.argsort(d_lab, kind='stable')
-        d_bounds = np.searchsorted(d_lab[do], np.arange(num_classes + 1))
-        del d_lab
+        base_dtype = np.result_type(*{r[1].dtype for r in results})
+
+        def by_class(part, label_col, dtype):
+            # all images' rows, their image, and the order (class, image, mmdet order within
+            # the image: per-image arrays are label-sorted, so a stable sort by label)
+            n = np.fromiter((r[part].shape[0] for r in results), np.int64, num_imgs)
+            X = np.concatenate([r[part] for r in results]).astype(dtype, copy=False) \
+                if n.sum() else np.zeros((0, 6), dtype)
+            lab = X[:, label_col].astype(np.int32)
+            order = np.argsort(lab, kind='stable')
+            return (X, np.repeat(np.arange(num_imgs, dtype=np.int32), n), order,
+                    np.searchsorted(lab[order], np.arange(num_classes + 1)))
+        G, g_img, go, g_bounds = by_class(0, 4, np.float32)
+        D, d_img, do, d_bounds = by_class(1, 5, base_dtype)
         # chunks of whole classes with about chunk_rows detections each
         rows = np.diff(d_bounds) + np.diff(g_bounds)
         cuts = [0]
@@ -436,28 +373,19 @@ class FastOpenImagesMetric(BaseMetric):
                 settings, scales)
         del G, D, g_img, d_img, go, do
 
-        per_thr_map = []
-        per_class = []
-        scale_keys = OrderedDict()
-        for j, (t, k) in enumerate(settings):
-            iou_thr, rng = self.iou_thrs[t], scales[k]
-            valid = num_gts[j] > 0
-            m = np.array(aps[j][valid]).mean().item() if valid.any() else 0.0
-            if k == 0:
-                per_thr_map.append([])
-            per_thr_map[-1].append(m)
-            per_class.append(np.where(valid, aps[j].astype(np.float64), np.nan))
-            if rng is not None:
-                scale_keys[f'AP{int(iou_thr * 100):02d}_{rng[0]}-{rng[1]}'] = round(m, 3)
-        per_thr_map = [float(np.mean(v)) for v in per_thr_map]
-        eval_results = OrderedDict()
-        for iou_thr, m in zip(self.iou_thrs, per_thr_map):
-            eval_results[f'AP{int(iou_thr * 100):02d}'] = round(m, 3)
-        eval_results.update(scale_keys)
+        valid = num_gts > 0
+        maps = [a[v].mean().item() if v.any() else 0.0 for a, v in zip(aps, valid)]
+        per_thr_map = np.reshape(maps, (len(self.iou_thrs), len(scales))).mean(1).tolist()
+        eval_results = OrderedDict((f'AP{int(t * 100):02d}', round(m, 3))
+                                   for t, m in zip(self.iou_thrs, per_thr_map))
+        if self.scale_ranges is not None:
+            for (t, k), m in zip(settings, maps):
+                rng = f'{scales[k][0]}-{scales[k][1]}'
+                eval_results[f'AP{int(self.iou_thrs[t] * 100):02d}_{rng}'] = round(m, 3)
         eval_results['mAP'] = sum(per_thr_map) / len(per_thr_map)
         # mean over thresholds (and the scale ranges where the class has ground truth);
         # NaN for classes without ground truth
-        stack = np.stack(per_class)
+        stack = np.where(valid, aps.astype(np.float64), np.nan)
         n_valid = (~np.isnan(stack)).sum(0)
         cls_ap = np.where(n_valid > 0, np.nansum(stack, 0) / np.maximum(n_valid, 1), np.nan)
         if self.classwise:
@@ -528,108 +456,79 @@ class FastOpenImagesMetric(BaseMetric):
         rank[greedy] = np.arange(greedy.size)
         del greedy
 
-        if self.use_group_of:
-            ng, gg = ~g_group, g_group
-        else:
-            ng, gg = np.ones(g_key.size, bool), np.zeros(g_key.size, bool)
-        ng_key, ng_box = g_key[ng], gbox[ng]
-        gg_key, gg_box = g_key[gg], gbox[gg]
-        ng_idx = np.flatnonzero(ng)
-        gg_idx = np.flatnonzero(gg)
+        gg = g_group & self.use_group_of  # group-of boxes (none without use_group_of)
+        ng_idx, gg_idx = np.flatnonzero(~gg), np.flatnonzero(gg)
+        gg_key = g_key[gg_idx]
         gt_area = (gbox[:, 2] - gbox[:, 0]) * (gbox[:, 3] - gbox[:, 1])
         det_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
 
-        pd, pg, cnt = _pairs(d_key, ng_key, seg)
-        iou = _iou_f32(dbox[pd], ng_box[pg])
-        iou_max, iou_arg = _first_max(iou, pd, cnt, d_key.size)
-        ng_match = _take_or(pg, iou_arg)  # index in the non-group-of gt arrays, -1: none
-        del iou, pd, pg, iou_arg
-        if self.use_group_of and gg_key.size:
-            pd, pg, cnt = _pairs(d_key, gg_key, seg)
-            ioa = _iou_f32(dbox[pd], gg_box[pg], iof=True)
-            ioa_max, ioa_arg = _first_max(ioa, pd, cnt, d_key.size)
-            gg_match = _take_or(pg, ioa_arg)
-            del ioa, pd, pg, ioa_arg
-        else:
-            ioa_max = np.full(d_key.size, -np.inf, np.float32)
-            gg_match = np.full(d_key.size, -1)
+        def best(idx, iof):
+            # per det: largest IoU (IoA) with a box idx of its segment and which one (-1: none)
+            pd, pg, cnt = _pairs(d_key, g_key[idx], seg)
+            vmax, arg = _first_max(_iou_f32(dbox[pd], gbox[idx][pg], iof), pd, cnt, n)
+            return vmax, _take_or(pg, arg)
+        iou_max, ng_match = best(ng_idx, False)  # index in ng_idx
+        ioa_max, gg_match = best(gg_idx, True)  # index in gg_idx
         # classes whose mmdet sequence is float64 (a group-of box creates a float64 array)
         cls_f64 = np.zeros(nc, bool)
-        if self.use_group_of and gg_key.size:
-            cls_f64[np.unique(gg_key // num_imgs)] = True
-        if base_dtype == np.float64:
-            cls_f64[:] = True
-        aps = np.zeros((len(settings), nc), np.float32)
-        num_gts = np.zeros((len(settings), nc), np.int64)
-        for j, (t, k) in enumerate(settings):
-            aps[j], num_gts[j] = self._evaluate_one(
-                self.iou_thrs[t], self.ioa_thrs[t], scales[k], nc, num_imgs, d_key, dscore,
-                rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
-                dscore.dtype, cls_f64, gt_area, det_area, g_lab)
-        return aps, num_gts
+        cls_f64[gg_key // num_imgs] = True
+        cls_f64 |= base_dtype == np.float64
 
-    def _evaluate_one(self, iou_thr, ioa_thr, rng, num_classes, num_imgs, d_key, dscore,
-                      rank, iou_max, ng_match, ng_idx, ioa_max, gg_match, gg_idx, gg_key,
-                      sdtype, cls_f64, gt_area, det_area, g_lab):
-        """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
-        n = d_key.size
-        tp = np.zeros(n, np.float32)
-        fp = np.zeros(n, np.float32)
-        if rng is None:
-            det_in = np.ones(n, bool)
-            gt_ign = np.zeros(gt_area.size, bool)
-        else:
-            lo, hi = rng[0] ** 2, rng[1] ** 2
-            det_in = (det_area >= lo) & (det_area < hi)
-            gt_ign = (gt_area < lo) | (gt_area >= hi)
-        # stage 1: greedy matching to non-group-of boxes
-        elig = iou_max >= iou_thr
-        matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
-        cand = elig.copy()
-        cand[elig] = ~gt_ign[matched[elig]]
-        ci = np.flatnonzero(cand)
-        ci = ci[np.argsort(rank[ci])]
-        _, first = np.unique(matched[ci], return_index=True)
-        tp[ci[first]] = 1
-        fp[ci] = 1
-        fp[ci[first]] = 0
-        unmatched = ~elig
-        fp[unmatched & det_in] = 1
-        # stage 2: not-TP detections to group-of boxes (IoA)
-        ng_entries = np.zeros(0, np.int64)
-        if self.use_group_of and gg_idx.size:
-            gm = np.where(ioa_max >= ioa_thr, gg_match, -1)
+        def one(iou_thr, ioa_thr, rng):
+            """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
+            tp = np.zeros(n, np.float32)
+            fp = np.zeros(n, np.float32)
+            if rng is None:
+                det_in = np.ones(n, bool)
+                gt_ign = np.zeros(gt_area.size, bool)
+            else:
+                lo, hi = rng[0] ** 2, rng[1] ** 2
+                det_in = (det_area >= lo) & (det_area < hi)
+                gt_ign = (gt_area < lo) | (gt_area >= hi)
+            # stage 1: greedy matching to non-group-of boxes
+            elig = iou_max >= iou_thr
+            matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
+            cand = elig.copy()
+            cand[elig] = ~gt_ign[matched[elig]]
+            ci = np.flatnonzero(cand)
+            ci = ci[np.argsort(rank[ci])]
+            _, first = np.unique(matched[ci], return_index=True)
+            tp[ci[first]] = 1
+            fp[ci] = 1
+            fp[ci[first]] = 0
+            fp[~elig & det_in] = 1
+            # stage 2: not-TP detections to group-of boxes (IoA)
+            # (ioa_thr is None only without use_group_of, i.e. without group-of boxes)
+            gm = gg_match if ioa_thr is None else np.where(ioa_max >= ioa_thr, gg_match, -1)
             mg = (tp == 0) & (gm >= 0)
-            mg &= ~gt_ign[gg_idx[np.maximum(gm, 0)]]
+            mg[mg] = ~gt_ign[gg_idx[gm[mg]]]
             hit = gm[mg]
             g_tp = np.zeros(gg_idx.size, np.float32)
             g_tp[hit] = 1
             g_score = np.zeros(gg_idx.size, np.float64)
             np.maximum.at(g_score, hit, dscore[mg].astype(np.float64))
             keep = ~mg
-            ng_entries = gg_key
-        else:
-            keep = np.ones(n, bool)
-            g_tp = g_score = np.zeros(0)
-        # per-class sequences in mmdet's order: per image, kept dets then group-of entries
-        e_key = np.concatenate([d_key[keep], ng_entries])
-        e_type = np.concatenate([np.zeros(int(keep.sum()), np.int8),
-                                 np.ones(ng_entries.size, np.int8)])
-        e_score = np.concatenate([dscore[keep].astype(np.float64), g_score])
-        e_tp = np.concatenate([tp[keep], g_tp])
-        g_fp = (1.0 - g_tp) * ~gt_ign[gg_idx] if g_tp.size else g_tp
-        e_fp = np.concatenate([fp[keep], g_fp]).astype(np.float32)
-        order = np.lexsort((e_type, e_key))  # stable: keeps det / group order inside
-        e_key, e_score, e_tp, e_fp = e_key[order], e_score[order], e_tp[order], e_fp[order]
-        e_cls = e_key // num_imgs
-        bounds = np.searchsorted(e_cls, np.arange(num_classes + 1))
-        gt_count = np.bincount(g_lab[~gt_ign], minlength=num_classes)
-        aps = np.zeros(num_classes, np.float32)
-        for c in range(num_classes):
-            s, e = bounds[c], bounds[c + 1]
-            if e == s:
-                continue
-            sc = e_score[s:e].astype(np.float64 if cls_f64[c] else sdtype)
-            srt = np.argsort(-sc)
-            aps[c] = _average_precision_area(e_tp[s:e][srt], e_fp[s:e][srt], gt_count[c])
-        return aps, gt_count
+            # per-class sequences in mmdet's order: per image, kept dets then group-of entries
+            e_key = np.concatenate([d_key[keep], gg_key])
+            e_type = np.concatenate([np.zeros(int(keep.sum()), np.int8),
+                                     np.ones(gg_key.size, np.int8)])
+            e_score = np.concatenate([dscore[keep].astype(np.float64), g_score])
+            e_tp = np.concatenate([tp[keep], g_tp])
+            e_fp = np.concatenate([fp[keep], (1.0 - g_tp) * ~gt_ign[gg_idx]]).astype(np.float32)
+            order = np.lexsort((e_type, e_key))  # stable: keeps det / group order inside
+            e_key, e_score, e_tp, e_fp = e_key[order], e_score[order], e_tp[order], e_fp[order]
+            e_cls = e_key // num_imgs
+            bounds = np.searchsorted(e_cls, np.arange(nc + 1))
+            gt_count = np.bincount(g_lab[~gt_ign], minlength=nc)
+            aps = np.zeros(nc, np.float32)
+            for c in range(nc):
+                s, e = bounds[c], bounds[c + 1]
+                if e == s:
+                    continue
+                sc = e_score[s:e].astype(np.float64 if cls_f64[c] else dscore.dtype)
+                srt = np.argsort(-sc)
+                aps[c] = _average_precision_area(e_tp[s:e][srt], e_fp[s:e][srt], gt_count[c])
+            return aps, gt_count
+
+        out = [one(self.iou_thrs[t], self.ioa_thrs[t], scales[k]) for t, k in settings]
+        return np.array([a for a, _ in out]), np.array([g for _, g in out])
