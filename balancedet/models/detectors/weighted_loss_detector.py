@@ -224,8 +224,7 @@ class WeightedLossDetector(BaseDetector):
                   if k.startswith((RAW_PREFIX, WEIGHT_PREFIX))}
         terms = {k: v for k, v in losses.items() if k not in logged}
         loss, log_vars = super().parse_losses(terms)
-        for k, v in logged.items():
-            log_vars[k] = v.detach()
+        log_vars.update({k: v.detach() for k, v in logged.items()})
         return loss, log_vars
 
     def predict(self, batch_inputs: Tensor, batch_data_samples, rescale: bool = True):
