@@ -80,11 +80,8 @@ class ResDropNet(BaseModule):
         if not stages or any(len(s) != 4 or min(s) < 1 for s in stages):
             raise ValueError('ResDropNet: stages must be a non-empty list of (mid, out, '
                              f'num_blocks, stride) tuples of positive ints, got {stages}')
-        if out_indices is None:
-            out_indices = (len(stages) - 1, )
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if not 0 <= i < len(stages)]
-        if not out_indices or bad:
+        out_indices = (len(stages) - 1, ) if out_indices is None else tuple(out_indices)
+        if not out_indices or any(not 0 <= i < len(stages) for i in out_indices):
             raise ValueError(f'ResDropNet: out_indices {out_indices} must name stages in '
                              f'[0, {len(stages) - 1}]')
         norm_cfg = norm_cfg or dict(type='BN')
