@@ -76,11 +76,9 @@ class LossWeightSchedule:
         self.name = name
         if not isinstance(spec, dict):  # a constant: one point, held for ever
             spec = dict(points=[(0., spec)])
-        unknown = set(spec) - {'points', 'by_epoch', 'interpolation'}
-        if unknown:
-            raise ValueError(f'WeightedLossDetector: schedule of {name!r} has unknown '
-                             f'keys {sorted(unknown)}; allowed: points, by_epoch, '
-                             f'interpolation')
+        for key in spec:
+            check_choice(key, f'key of the schedule of {name!r}',
+                         ('points', 'by_epoch', 'interpolation'), owner='WeightedLossDetector')
         points = spec.get('points')
         if not isinstance(points, (list, tuple)) or len(points) == 0:
             raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs a '
