@@ -33,6 +33,7 @@ import json
 import os
 import os.path as osp
 import shutil
+from collections import Counter, defaultdict
 
 import cv2
 import numpy as np
@@ -53,14 +54,10 @@ def choose_image_class(anns):
     ``anns`` are the image's COCO annotations restricted to leaf classes;
     returns None when there are none.
     """
-    stats = {}
+    area, count = defaultdict(float), Counter(ann['category_id'] for ann in anns)
     for ann in anns:
-        area_count = stats.setdefault(ann['category_id'], [0.0, 0])
-        area_count[0] += float(ann['bbox'][2]) * float(ann['bbox'][3])
-        area_count[1] += 1
-    if not stats:
-        return None
-    return min(stats, key=lambda cid: (-stats[cid][0], -stats[cid][1], cid))
+        area[ann['category_id']] += float(ann['bbox'][2]) * float(ann['bbox'][3])
+    return min(count, key=lambda cid: (-area[cid], -count[cid], cid), default=None)
 
 
 def box_mask(boxes, shape, margin=0):
@@ -78,14 +75,14 @@ def _erase(img, erase_boxes, keep_boxes, rng, margin=0):
     """Repaint ``erase_boxes`` (grown by ``margin``) minus ``keep_boxes``."""
     erase = box_mask(erase_boxes, img.shape[:2], margin)
     keep = box_mask(keep_boxes, img.shape[:2])
-    covered = erase | keep
     target = erase & ~keep
     if not target.any():
         return img
-    background = img[~covered] if (~covered).any() else img.reshape(-1, img.shape[-1])
-    median = np.median(background.astype(np.float32), axis=0)
-    spread = background.astype(np.float32).std(axis=0)
-    fill = rng.normal(median, spread, size=(int(target.sum()), img.shape[-1]))
+    outside = ~(erase | keep)
+    background = (img[outside] if outside.any() else img.reshape(-1, img.shape[-1])).astype(
+        np.float32)
+    fill = rng.normal(np.median(background, axis=0), background.std(axis=0),
+                      size=(int(target.sum()), img.shape[-1]))
     img = img.copy()
     img[target] = np.clip(fill, 0, 255).astype(img.dtype)
     return img
@@ -132,8 +129,7 @@ def convert_split(ann_file, img_dir, out_ann_file, out_img_dir, erase_others=Tru
         else:
             shutil.copyfile(src, dst)
         images.append(dict(img_info))
-        for a in kept:
-            annotations.append(dict(a, id=len(annotations) + 1))
+        annotations += [dict(a, id=len(annotations) + j) for j, a in enumerate(kept, 1)]
 
     out = dict(coco, images=images, annotations=annotations,
                categories=[dict(c, supercategory='none') for c in leaves])
@@ -155,10 +151,8 @@ def convert_to_cls_loc(src_root, out_root, splits=('train', 'val'), erase_others
     if osp.abspath(src_root) == osp.abspath(out_root):
         raise ValueError(f'out_root must differ from src_root ({src_root!r}): the conversion '
                          'rewrites images and annotations')
-    stats = {}
-    for i, split in enumerate(splits):
-        stats[split] = convert_split(
-            osp.join(src_root, 'annotations', f'{split}.json'), osp.join(src_root, split),
-            osp.join(out_root, 'annotations', f'{split}.json'), osp.join(out_root, split),
-            erase_others=erase_others, margin=margin, seed=seed + i)
-    return stats
+    return {split: convert_split(
+        osp.join(src_root, 'annotations', f'{split}.json'), osp.join(src_root, split),
+        osp.join(out_root, 'annotations', f'{split}.json'), osp.join(out_root, split),
+        erase_others=erase_others, margin=margin, seed=seed + i)
+        for i, split in enumerate(splits)}

@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 
+from balancedet.utils import check_number
+
 ROOT_NAME = 'shape'
 
 #: ``(id, name, parent name)`` of every category, in id order.
@@ -84,22 +86,16 @@ class DemoDatasetSpec:
     seed: int = 0
 
     def validate(self):
-        if self.num_train < 1 or self.num_val < 0:
-            raise ValueError('num_train must be >= 1 and num_val >= 0, got '
-                             f'{self.num_train} and {self.num_val}')
-        if self.img_size < 32:
-            raise ValueError(f'img_size must be >= 32, got {self.img_size}')
+        check_number(self.num_train, 'num_train', integer=True, low=1)
+        check_number(self.num_val, 'num_val', integer=True, low=0)
+        check_number(self.img_size, 'img_size', integer=True, low=32)
         if not 4 <= self.min_object_size <= self.max_object_size < self.img_size:
             raise ValueError('need 4 <= min_object_size <= max_object_size < img_size, got '
                              f'{self.min_object_size}, {self.max_object_size}, {self.img_size}')
-        if self.tail_ratio < 1:
-            raise ValueError(f'tail_ratio must be >= 1, got {self.tail_ratio}')
-        if self.mean_objects <= 0:
-            raise ValueError(f'mean_objects must be > 0, got {self.mean_objects}')
+        check_number(self.tail_ratio, 'tail_ratio', low=1)
+        check_number(self.mean_objects, 'mean_objects', low=0, low_open=True)
         for name in ('explicit_multilabel', 'parent_only', 'label_noise', 'empty_fraction'):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f'{name} must lie in [0, 1], got {value}')
+            check_number(getattr(self, name), name, low=0, high=1)
         if self.explicit_multilabel + self.parent_only > 1.0:
             raise ValueError('explicit_multilabel + parent_only must be <= 1')
 
@@ -201,18 +197,13 @@ def _make_split(out_dir, split, num_images, spec, rng):
             placed.append(box)
             kind, labels, color = _KINDS[k]
             jitter = rng.integers(-25, 26, size=3)
-            _draw_object(img, kind, box, tuple(int(c) for c in np.clip(np.add(color, jitter), 0,
-                                                                           255)))
+            _draw_object(img, kind, box, tuple(np.clip(np.add(color, jitter), 0, 255).tolist()))
             leaf = labels[int(rng.integers(len(labels)))]
             if rng.random() < spec.label_noise:
                 leaf = leaves[int(rng.integers(len(leaves)))]
-            u = rng.random()
-            if u < spec.parent_only:
-                names = [parent_of[leaf]]
-            elif u < spec.parent_only + spec.explicit_multilabel:
-                names = [leaf, parent_of[leaf]]
-            else:
-                names = [leaf]
+            u = rng.random()  # parent only, leaf and parent, or leaf only
+            names = ([parent_of[leaf]] if u < spec.parent_only else [leaf, parent_of[leaf]]
+                     if u < spec.parent_only + spec.explicit_multilabel else [leaf])
             x1, y1, x2, y2 = box
             for name in names:
                 annotations.append(

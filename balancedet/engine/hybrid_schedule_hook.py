@@ -118,8 +118,7 @@ class HybridScheduleHook(Hook):
             raise TypeError('HybridScheduleHook rebuilds the train dataloader from its config; '
                             'build the runner from a config with a train_dataloader dict')
         loader_cfg = copy.deepcopy({k: v for k, v in base_cfg.items() if k != 'dataset'})
-        loader_cfg['dataset'] = loop.dataloader.dataset
-        loader_cfg['sampler'] = copy.deepcopy(self.sampler_cfg)
+        loader_cfg.update(dataset=loop.dataloader.dataset, sampler=copy.deepcopy(self.sampler_cfg))
         new = runner.build_dataloader(
             loader_cfg, seed=runner.seed,
             diff_rank_seed=runner.cfg.get('randomness', {}).get('diff_rank_seed', False))

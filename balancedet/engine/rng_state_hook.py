@@ -33,14 +33,6 @@ def _capture():
     return state
 
 
-def _restore(state):
-    torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state['cuda'])
-
-
 @HOOKS.register_module()
 class RNGStateHook(Hook):
     """Save per-rank RNG states into checkpoints and restore them on resume."""
@@ -79,9 +71,13 @@ class RNGStateHook(Hook):
         self._pending = states[rank]
 
     def _apply_pending(self):
-        if self._pending is not None:
-            _restore(self._pending)
-            self._pending = None
+        state, self._pending = self._pending, None
+        if state is not None:
+            torch.set_rng_state(state['torch'])
+            np.random.set_state(state['numpy'])
+            random.setstate(state['python'])
+            if 'cuda' in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state(state['cuda'])
 
     def before_train_epoch(self, runner):
         # Epoch-based loops resume at an epoch boundary: restoring here, before

@@ -31,6 +31,8 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
+from balancedet.utils import check_number
+
 
 def _to_numpy(x):
     if hasattr(x, 'detach'):
@@ -79,10 +81,9 @@ class CLSLocMetric(BaseMetric):
                            for k in topk)):
             raise ValueError(f'CLSLocMetric: topk must be a positive int or a non-empty sequence '
                              f'of positive ints, e.g. (1, 5); got {topk!r}')
-        if not 0.0 < float(iou_thr) <= 1.0:
-            raise ValueError(f'CLSLocMetric: iou_thr must lie in (0, 1], got {iou_thr}')
+        self.iou_thr = check_number(iou_thr, 'iou_thr', owner='CLSLocMetric', low=0,
+                                    low_open=True, high=1)
         self.topk = tuple(sorted(set(topk)))
-        self.iou_thr = float(iou_thr)
         self.num_classes = num_classes
         if num_classes is not None:
             self._check_k(num_classes, 'num_classes')
@@ -112,13 +113,12 @@ class CLSLocMetric(BaseMetric):
             gt_labels = _to_numpy(gt['labels']).reshape(-1).astype(np.int64)
             if 'pred_instances' in ds:
                 pred = ds['pred_instances']
-                guesses = rank_guesses(pred['bboxes'], pred['scores'], pred['labels'], max_k)
-                with_boxes = True
+                guesses, with_boxes = rank_guesses(pred['bboxes'], pred['scores'],
+                                                   pred['labels'], max_k), True
             elif 'pred_score' in ds:
                 score = _to_numpy(ds['pred_score']).reshape(-1)
                 self._check_k(score.shape[0], 'length of pred_score')
-                top = np.argsort(-score, kind='stable')[:max_k]
-                guesses = [(int(c), None) for c in top]
+                guesses = [(int(c), None) for c in np.argsort(-score, kind='stable')[:max_k]]
                 with_boxes = False
             else:
                 raise KeyError('CLSLocMetric needs `pred_instances` (detector) or `pred_score` '
@@ -129,25 +129,17 @@ class CLSLocMetric(BaseMetric):
     def image_errors(self, result):
         """Per-k ``(cls_err, loc_err)`` (0 or 1; loc_err None without boxes)."""
         true = set(result['gt_labels'].tolist())
-        cls_ok, loc_ok = [], []
-        for c, box in result['guesses']:
-            cls_ok.append(c in true)
-            if box is None or c not in true:
-                loc_ok.append(False)
-            else:
-                ious = bbox_overlaps(np.asarray(box, dtype=np.float64)[None],
-                                     result['gt_boxes'][result['gt_labels'] == c])[0]
-                loc_ok.append(bool((ious >= self.iou_thr).any()))
-        out = {}
-        for k in self.topk:
-            out[k] = (0 if any(cls_ok[:k]) else 1,
-                      (0 if any(loc_ok[:k]) else 1) if result['with_boxes'] else None)
-        return out
+        cls_ok = [c in true for c, _ in result['guesses']]
+        gt_boxes, gt_labels = result['gt_boxes'], result['gt_labels']
+        loc_ok = [c in true and box is not None and bool(
+            (bbox_overlaps(box[None], gt_boxes[gt_labels == c]) >= self.iou_thr).any())
+            for c, box in result['guesses']]
+        return {k: (int(not any(cls_ok[:k])),
+                    int(not any(loc_ok[:k])) if result['with_boxes'] else None)
+                for k in self.topk}
 
     def compute_metrics(self, results):
         logger = MMLogger.get_current_instance()
-        if self.dataset_meta and self.dataset_meta.get('classes') is not None:
-            self._check_k(len(self.dataset_meta['classes']), "dataset_meta['classes']")
         valid = [r for r in results if len(r['gt_labels'])]
         skipped = len(results) - len(valid)
         if skipped:
@@ -155,14 +147,10 @@ class CLSLocMetric(BaseMetric):
         if not valid:
             raise ValueError('CLSLocMetric: no image with a ground-truth box to evaluate; the '
                              'test pipeline must load annotations (LoadAnnotations)')
-        with_boxes = all(r['with_boxes'] for r in valid)
         errors = [self.image_errors(r) for r in valid]
-        metrics = {}
-        for k in self.topk:
-            metrics[f'top{k}_cls_err'] = 100.0 * float(np.mean([e[k][0] for e in errors]))
-        if with_boxes:
-            for k in self.topk:
-                metrics[f'top{k}_loc_err'] = 100.0 * float(np.mean([e[k][1] for e in errors]))
+        kinds = ('cls', 'loc') if all(r['with_boxes'] for r in valid) else ('cls', )
+        metrics = {f'top{k}_{name}_err': 100.0 * float(np.mean([e[k][j] for e in errors]))
+                   for j, name in enumerate(kinds) for k in self.topk}
         metrics['num_images'] = len(valid)
         metrics['num_skipped'] = skipped
         return metrics

@@ -16,7 +16,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 
-from balancedet.utils import check_number
+from balancedet.utils import check_number, check_numbers
 
 
 @TRANSFORMS.register_module()
@@ -32,17 +32,13 @@ class DropPixels(BaseTransform):
     """
 
     def __init__(self, fraction=0.05, prob=1.0):
-        if isinstance(fraction, (list, tuple)):
-            if len(fraction) != 2:
-                raise ValueError('DropPixels: fraction must be a number or a (low, high) pair, '
-                                 f'got {fraction!r}')
-            low, high = (float(f) for f in fraction)
-        elif isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
-            low = high = float(fraction)
-        else:
-            raise TypeError(f'DropPixels: fraction must be a number or a (low, high) pair, '
-                            f'got {type(fraction).__name__}')
-        if not (0.0 <= low <= high <= 1.0):
+        pair = fraction if isinstance(fraction, (list, tuple)) else (fraction, fraction)
+        if len(pair) != 2:
+            raise ValueError('DropPixels: fraction must be a number or a (low, high) pair, '
+                             f'got {fraction!r}')
+        low, high = check_numbers(pair, 'fraction', owner='DropPixels', low=0, high=1,
+                                  fix='e.g. fraction=0.05 drops 5 % of the pixels')
+        if low > high:
             raise ValueError(f'DropPixels: fraction must lie in [0, 1] (with low <= high), got '
                              f'{fraction!r}; e.g. fraction=0.05 drops 5 % of the pixels')
         check_number(prob, 'prob', owner='DropPixels', low=0, high=1)

@@ -14,7 +14,6 @@ unreachable, another box is tried, and if no box can be brought into range the
 factor closest to the range is used. Resizing of the image, boxes, masks and
 segmentation is done by mmdet's ``Resize``.
 """
-import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -71,16 +70,12 @@ class DynamicTrainScale(Resize):
         self.max_side = max_side
         self.max_tries = int(max_tries)
 
-    def _factor_bounds(self, img_hw):
-        lo, hi = self.scale_range
-        if self.max_side is not None:
-            hi = min(hi, self.max_side / max(img_hw))
-            lo = min(lo, hi)
-        return lo, hi
-
     def choose_factor(self, sizes: np.ndarray, img_hw) -> float:
         """Resize factor for an image whose gt boxes have ``sizes``."""
-        f_lo, f_hi = self._factor_bounds(img_hw)
+        f_lo, f_hi = self.scale_range
+        if self.max_side is not None:
+            f_hi = min(f_hi, self.max_side / max(img_hw))
+            f_lo = min(f_lo, f_hi)
         # the output size is rounded to whole pixels, which moves the realised
         # factor by up to 0.5 / side; keep that margin inside the anchor range
         margin = 1.0 / max(1, min(img_hw))
@@ -95,14 +90,9 @@ class DynamicTrainScale(Resize):
             if lo <= hi:
                 return float(np.exp(np.random.uniform(np.log(lo), np.log(hi))))
         # no box can be brought into range: take the factor nearest to it
-        best, best_gap = f_lo, math.inf
-        for f in (f_lo, f_hi):
-            s = sizes * f
-            gap = np.minimum(np.abs(np.log(s / a_lo)),
-                             np.abs(np.log(s / a_hi))).min()
-            if gap < best_gap:
-                best, best_gap = f, gap
-        return float(best)
+        gap_lo, gap_hi = (np.minimum(np.abs(np.log(sizes * f / a_lo)),
+                                     np.abs(np.log(sizes * f / a_hi))).min() for f in (f_lo, f_hi))
+        return float(f_hi if gap_hi < gap_lo else f_lo)
 
     def transform(self, results: dict) -> dict:
         h, w = results['img'].shape[:2]
@@ -111,20 +101,14 @@ class DynamicTrainScale(Resize):
         if boxes is not None and len(boxes) > 0:
             t = boxes.tensor if hasattr(boxes, 'tensor') else boxes
             t = np.asarray(t, dtype=np.float64).reshape(-1, 4)
-            keep = np.ones(t.shape[0], dtype=bool)
             if 'gt_ignore_flags' in results:
-                keep = ~np.asarray(results['gt_ignore_flags'], dtype=bool)
-            t = t[keep]
+                t = t[~np.asarray(results['gt_ignore_flags'], dtype=bool)]
             sizes = np.sqrt(np.clip(t[:, 2] - t[:, 0], 0, None) *
                             np.clip(t[:, 3] - t[:, 1], 0, None))
         f = self.choose_factor(sizes, (h, w))
-        results['scale'] = (max(1, int(round(w * f))), max(1, int(round(h * f))))
-        self._resize_img(results)
-        self._resize_bboxes(results)
-        self._resize_masks(results)
-        self._resize_seg(results)
-        self._record_homography_matrix(results)
-        return results
+        # mmdet's Resize does the rest at this image's scale (as RandomResize sets it)
+        self.scale = (max(1, int(round(w * f))), max(1, int(round(h * f))))
+        return super().transform(results)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(anchor_range={self.anchor_range}, '

@@ -40,11 +40,9 @@ class ResDropBottleneck(BaseModule):
         self.conv2 = ConvModule(mid_channels, mid_channels, 3, stride=stride, padding=1,
                                 norm_cfg=norm_cfg)
         self.conv3 = ConvModule(mid_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = ConvModule(in_channels, out_channels, 1, stride=stride,
-                                       norm_cfg=norm_cfg, act_cfg=None)
-        else:
-            self.shortcut = nn.Identity()
+        self.shortcut = ConvModule(in_channels, out_channels, 1, stride=stride,
+                                   norm_cfg=norm_cfg, act_cfg=None) \
+            if stride != 1 or in_channels != out_channels else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -82,11 +80,8 @@ class ResDropNet(BaseModule):
         if not stages or any(len(s) != 4 or min(s) < 1 for s in stages):
             raise ValueError('ResDropNet: stages must be a non-empty list of (mid, out, '
                              f'num_blocks, stride) tuples of positive ints, got {stages}')
-        if out_indices is None:
-            out_indices = (len(stages) - 1, )
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if not 0 <= i < len(stages)]
-        if not out_indices or bad:
+        out_indices = (len(stages) - 1, ) if out_indices is None else tuple(out_indices)
+        if not out_indices or any(not 0 <= i < len(stages) for i in out_indices):
             raise ValueError(f'ResDropNet: out_indices {out_indices} must name stages in '
                              f'[0, {len(stages) - 1}]')
         norm_cfg = norm_cfg or dict(type='BN')
@@ -107,13 +102,11 @@ class ResDropNet(BaseModule):
         self.out_channels = []
         channels = stem
         for mid, out, num_blocks, stride in stages:
-            blocks = []
-            for b in range(num_blocks):
-                blocks.append(ResDropBottleneck(channels, width(mid), width(out),
-                                                stride=stride if b == 0 else 1,
-                                                norm_cfg=norm_cfg))
-                channels = width(out)
-            self.stages.append(nn.Sequential(*blocks))
+            self.stages.append(nn.Sequential(*(
+                ResDropBottleneck(channels if b == 0 else width(out), width(mid), width(out),
+                                  stride=stride if b == 0 else 1, norm_cfg=norm_cfg)
+                for b in range(num_blocks))))
+            channels = width(out)
             self.out_channels.append(channels)
 
     def forward(self, x):

@@ -41,13 +41,10 @@ class SSD7Net(BaseModule):
         norm_cfg = norm_cfg or dict(type='BN')
         act_cfg = act_cfg or dict(type='ELU')
         self.out_indices = out_indices
-        self.layers = nn.ModuleList()
-        prev = in_channels
-        for i, c in enumerate(channels):
-            k = 5 if i == 0 else 3
-            self.layers.append(ConvModule(prev, c, k, padding=k // 2, norm_cfg=norm_cfg,
-                                          act_cfg=act_cfg))
-            prev = c
+        self.layers = nn.ModuleList(
+            ConvModule(c_in, c, 5 if i == 0 else 3, padding=2 if i == 0 else 1,
+                       norm_cfg=norm_cfg, act_cfg=act_cfg)
+            for i, (c_in, c) in enumerate(zip((in_channels, ) + channels, channels)))
         self.pool = nn.MaxPool2d(2, 2)
         self.out_channels = [channels[i] for i in out_indices]
 

@@ -40,6 +40,7 @@ Example::
 """
 from __future__ import annotations
 
+import bisect
 import fnmatch
 from collections.abc import Sequence
 
@@ -73,39 +74,32 @@ class LossWeightSchedule:
 
     def __init__(self, name: str, spec: float | dict) -> None:
         self.name = name
-        if isinstance(spec, dict):
-            unknown = set(spec) - {'points', 'by_epoch', 'interpolation'}
-            if unknown:
-                raise ValueError(f'WeightedLossDetector: schedule of {name!r} has unknown '
-                                 f'keys {sorted(unknown)}; allowed: points, by_epoch, '
-                                 f'interpolation')
-            points = spec.get('points')
-            if not isinstance(points, (list, tuple)) or len(points) == 0:
-                raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs a '
-                                 f'non-empty `points=[(t, weight), ...]`, got {points!r}')
-            ts: list[float] = []
-            ws: list[float] = []
-            for p in points:
-                if not isinstance(p, (list, tuple)) or len(p) != 2:
-                    raise ValueError(f'WeightedLossDetector: schedule point {p!r} of '
-                                     f'{name!r} must be a pair (t, weight)')
-                ts.append(self._number(p[0], 't'))
-                ws.append(self._number(p[1], 'weight'))
-            if any(ts[i + 1] <= ts[i] for i in range(len(ts) - 1)):
-                raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs '
-                                 f'strictly increasing t, got {ts}')
-            self.by_epoch = spec.get('by_epoch', True)
-            if not isinstance(self.by_epoch, bool):
-                raise TypeError(f'WeightedLossDetector: `by_epoch` of {name!r} must be a '
-                                f'bool, got {self.by_epoch!r}')
-            self.interpolation = check_choice(
-                spec.get('interpolation', 'step'), f'interpolation of {name!r}',
-                _INTERPOLATIONS, owner='WeightedLossDetector')
-            self.ts, self.ws = ts, ws
-        else:
-            self.by_epoch = True
-            self.interpolation = 'step'
-            self.ts, self.ws = [0.], [self._number(spec, 'weight')]
+        if not isinstance(spec, dict):  # a constant: one point, held for ever
+            spec = dict(points=[(0., spec)])
+        for key in spec:
+            check_choice(key, f'key of the schedule of {name!r}',
+                         ('points', 'by_epoch', 'interpolation'), owner='WeightedLossDetector')
+        points = spec.get('points')
+        if not isinstance(points, (list, tuple)) or len(points) == 0:
+            raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs a '
+                             f'non-empty `points=[(t, weight), ...]`, got {points!r}')
+        self.ts, self.ws = [], []
+        for p in points:
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise ValueError(f'WeightedLossDetector: schedule point {p!r} of '
+                                 f'{name!r} must be a pair (t, weight)')
+            self.ts.append(self._number(p[0], 't'))
+            self.ws.append(self._number(p[1], 'weight'))
+        if any(b <= a for a, b in zip(self.ts, self.ts[1:])):
+            raise ValueError(f'WeightedLossDetector: schedule of {name!r} needs '
+                             f'strictly increasing t, got {self.ts}')
+        self.by_epoch = spec.get('by_epoch', True)
+        if not isinstance(self.by_epoch, bool):
+            raise TypeError(f'WeightedLossDetector: `by_epoch` of {name!r} must be a '
+                            f'bool, got {self.by_epoch!r}')
+        self.interpolation = check_choice(
+            spec.get('interpolation', 'step'), f'interpolation of {name!r}',
+            _INTERPOLATIONS, owner='WeightedLossDetector')
 
     def _number(self, value, field: str) -> float:
         return check_number(value, f'{field} of {self.name!r}', owner='WeightedLossDetector',
@@ -114,15 +108,10 @@ class LossWeightSchedule:
     def __call__(self, epoch: int, it: int) -> float:
         t = float(epoch if self.by_epoch else it)
         ts, ws = self.ts, self.ws
-        if t <= ts[0]:
-            return ws[0]
-        if t >= ts[-1]:
-            return ws[-1]
-        i = max(j for j in range(len(ts)) if ts[j] <= t)
-        if self.interpolation == 'step':
+        i = max(bisect.bisect_right(ts, t) - 1, 0)  # last point at or before t
+        if self.interpolation == 'step' or t <= ts[0] or i == len(ts) - 1:
             return ws[i]
-        frac = (t - ts[i]) / (ts[i + 1] - ts[i])
-        return ws[i] + frac * (ws[i + 1] - ws[i])
+        return ws[i] + (t - ts[i]) / (ts[i + 1] - ts[i]) * (ws[i + 1] - ws[i])
 
 
 @MODELS.register_module()
@@ -175,18 +164,12 @@ class WeightedLossDetector(BaseDetector):
             return getattr(super().__getattr__('detector'), name)
 
     # ------------------------------------------------------------------ #
-    def _progress(self) -> tuple[int, int]:
-        hub = MessageHub.get_current_instance()
-        return int(hub.get_info('epoch', 0)), int(hub.get_info('iter', 0))
-
     def _match(self, keys: Sequence[str]) -> dict[str, str]:
         """Map loss keys to the configured name (exact match first)."""
         mapping = {}
         for key in keys:
-            if key in self.loss_weights:
-                mapping[key] = key
-                continue
-            hits = [p for p in self.loss_weights if fnmatch.fnmatchcase(key, p)]
+            hits = [key] if key in self.loss_weights else [
+                p for p in self.loss_weights if fnmatch.fnmatchcase(key, p)]
             if len(hits) > 1:
                 raise ValueError(f'WeightedLossDetector: loss {key!r} matches several '
                                  f'patterns {hits}; make them disjoint')
@@ -205,7 +188,8 @@ class WeightedLossDetector(BaseDetector):
 
     def current_weights(self) -> dict[str, float]:
         """The weight of every configured name at the current epoch/iter."""
-        epoch, it = self._progress()
+        hub = MessageHub.get_current_instance()
+        epoch, it = int(hub.get_info('epoch', 0)), int(hub.get_info('iter', 0))
         return {n: s(epoch, it) for n, s in self.loss_weights.items()}
 
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
@@ -214,19 +198,16 @@ class WeightedLossDetector(BaseDetector):
         losses = self.detector.loss(batch_inputs, batch_data_samples)
         mapping = self._match([k for k in losses if 'loss' in k])
         weights = self.current_weights()
-        out = {}
-        extra = {}
+        out, extra = {}, {}
         for key, value in losses.items():
             if key not in mapping:
                 out[key] = value
                 continue
             w = weights[mapping[key]]
             if isinstance(value, Tensor):
-                out[key] = value * w
-                raw = value.detach().mean()
+                out[key], raw = value * w, value.detach().mean()
             elif is_list_of(value, Tensor):
-                out[key] = [v * w for v in value]
-                raw = sum(v.detach().mean() for v in value)
+                out[key], raw = [v * w for v in value], sum(v.detach().mean() for v in value)
             else:
                 raise TypeError(f'WeightedLossDetector: loss {key!r} is not a tensor or '
                                 f'list of tensors')
@@ -241,8 +222,7 @@ class WeightedLossDetector(BaseDetector):
                   if k.startswith((RAW_PREFIX, WEIGHT_PREFIX))}
         terms = {k: v for k, v in losses.items() if k not in logged}
         loss, log_vars = super().parse_losses(terms)
-        for k, v in logged.items():
-            log_vars[k] = v.detach()
+        log_vars.update({k: v.detach() for k, v in logged.items()})
         return loss, log_vars
 
     def predict(self, batch_inputs: Tensor, batch_data_samples, rescale: bool = True):
