@@ -422,7 +422,10 @@ class ConcurrentSoftmaxLoss(nn.Module):
         r_file (str | array | None): concurrent rates, see
             :func:`load_concurrent_rate`; None means ``r = 0``.
         classes (Sequence[str], optional): class names in label order, used
-            to map and validate a ``.json`` ``r_file``.
+            to map and validate a ``.json`` ``r_file``.  Left None, the
+            dataset's classes are used: :meth:`bind_classes`, called by
+            :class:`~balancedet.engine.MultiLabelTargetCheckHook` before
+            training and testing, maps the file onto them.
         parents (dict, optional): child index -> parent index or list of
             parent indices (a DAG; overrides the hierarchy stored in the
             ``.json`` file).
@@ -455,32 +458,54 @@ class ConcurrentSoftmaxLoss(nn.Module):
                 raise ValueError(f'{name} must be one of {_MODES}, got {val!r}')
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-        if classes is not None:
-            classes = list(classes)
-            if len(classes) != num_classes:
-                raise ValueError(f'classes has {len(classes)} names but num_classes='
-                                 f'{num_classes}; pass the dataset metainfo classes')
         self.num_classes = num_classes
         self.train_mode = train_mode
         self.test_mode = test_mode
         self.reduction = reduction
         self.loss_weight = loss_weight
-        r = load_concurrent_rate(r_file, num_classes, classes, parents, hierarchy)
-        c1 = num_classes + 1
-        rc = torch.ones(c1, c1)
-        rc[:num_classes, :num_classes] -= r
-        self.register_buffer('r', r, persistent=False)
-        self.register_buffer('one_minus_r', rc, persistent=False)
-        # r row-compressed, with the background's zero row and column, for eq. 3
-        r_idx, r_val = sparse_rows(torch.nn.functional.pad(r, (0, 1, 0, 1)))
-        self.register_buffer('r_idx', r_idx, persistent=False)
-        self.register_buffer('r_val', r_val, persistent=False)
-        self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
+        self.r_file, self.parents, self.hierarchy = r_file, parents, hierarchy
+        self.classes = None if classes is None else self._checked(classes)
+        self._set_r(load_concurrent_rate(r_file, num_classes, self.classes, parents, hierarchy))
         # mmdet BBoxHead hooks (see SeesawLoss)
         self.custom_cls_channels = True
         self.custom_activation = True
         self.custom_accuracy = True
         self.use_sigmoid = False
+
+    def _checked(self, classes: Sequence[str]) -> list[str]:
+        classes = list(classes)
+        if len(classes) != self.num_classes:
+            raise ValueError(f'classes has {len(classes)} names but num_classes='
+                             f'{self.num_classes}; pass the dataset metainfo classes')
+        return classes
+
+    def _set_r(self, r: Tensor) -> None:
+        c1 = self.num_classes + 1
+        rc = torch.ones(c1, c1)
+        rc[:self.num_classes, :self.num_classes] -= r.cpu()
+        self.register_buffer('r', r, persistent=False)
+        self.register_buffer('one_minus_r', rc.to(r.device), persistent=False)
+        # r row-compressed, with the background's zero row and column, for eq. 3
+        r_idx, r_val = sparse_rows(torch.nn.functional.pad(r, (0, 1, 0, 1)))
+        self.register_buffer('r_idx', r_idx, persistent=False)
+        self.register_buffer('r_val', r_val, persistent=False)
+        self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
+
+    def bind_classes(self, classes: Sequence[str]) -> None:
+        """Map a ``.json`` ``r_file`` (and its hierarchy) onto ``classes``,
+        the dataset's label order, by name; file classes missing from
+        ``classes`` raise ValueError, as do explicit ``classes`` that differ."""
+        classes = list(classes)
+        if self.classes is not None:
+            if self.classes != classes:
+                raise ValueError(
+                    f'loss_cls.classes {tuple(self.classes)} differ from the dataset classes '
+                    f'{tuple(classes)}; drop loss_cls.classes (the dataset\'s are then used) or '
+                    'list the dataset\'s classes in their order')
+        elif isinstance(self.r_file, str) and self.r_file.endswith('.json'):
+            self.classes = self._checked(classes)
+            self._set_r(load_concurrent_rate(self.r_file, self.num_classes, self.classes,
+                                             self.parents, self.hierarchy).to(self.r.device))
 
     @property
     def use_multi_hot(self) -> bool:

@@ -34,6 +34,8 @@ from mmdet.utils import InstanceList
 from mmengine.logging import print_log
 from torch import Tensor
 
+from balancedet.models.losses.concurrent_softmax_loss import ConcurrentSoftmaxLoss
+
 
 @MODELS.register_module()
 class ConcurrentSoftmaxRoIHead(StandardRoIHead):
@@ -60,9 +62,19 @@ class ConcurrentSoftmaxRoIHead(StandardRoIHead):
 @MODELS.register_module()
 class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
     """``Shared2FCBBoxHead`` that gives ``loss_cls`` multi-hot targets when
-    ``loss_cls.use_multi_hot`` is True (see module docstring)."""
+    ``loss_cls.use_multi_hot`` is True (see module docstring).  A
+    ``ConcurrentSoftmaxLoss`` config without ``num_classes`` gets the head's."""
 
     _warned_single = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        loss = kwargs.get('loss_cls')
+        kind = loss.get('type') if isinstance(loss, dict) else None
+        kind = MODELS.get(kind) if isinstance(kind, str) else kind
+        if isinstance(kind, type) and issubclass(kind, ConcurrentSoftmaxLoss) \
+                and 'num_classes' not in loss:
+            kwargs['loss_cls'] = dict(loss, num_classes=kwargs.get('num_classes', 80))
+        super().__init__(*args, **kwargs)
 
     @property
     def use_multi_hot(self) -> bool:
