@@ -52,11 +52,9 @@ def check_multi_label_model(model, dataset) -> None:
         ConcurrentSoftmaxBBoxHead,
         ConcurrentSoftmaxRoIHead,
     )
-    multi = 0
-    name = None
+    multi, name = 0, None
     for ds in _base_datasets(dataset):
-        meta = getattr(ds, 'metainfo', {}) or {}
-        if meta.get('multi_label'):
+        if (getattr(ds, 'metainfo', None) or {}).get('multi_label'):
             multi += _num_multi_label_objects(ds)
             name = type(ds).__name__
     if not multi:
