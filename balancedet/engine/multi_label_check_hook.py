@@ -14,7 +14,9 @@ softmax baseline, ``ConcurrentSoftmaxLoss(train_mode='softmax')`` (the
 paper's "softmax" rows), which is logged.
 
 :class:`MultiLabelTargetCheckHook` runs the check in ``before_train`` (after
-the build, before the first iteration); ``balancedet.apis.build_runner``
+the build, before the first iteration) and maps the concurrent rates of a
+``ConcurrentSoftmaxLoss`` onto the dataset's class order before training and
+before testing; ``balancedet.apis.build_runner``
 (``tools/train.py``) registers it once for every config, and balancedet's
 default runtime lists it in ``default_hooks`` for runners built otherwise.
 """
@@ -50,11 +52,9 @@ def check_multi_label_model(model, dataset) -> None:
         ConcurrentSoftmaxBBoxHead,
         ConcurrentSoftmaxRoIHead,
     )
-    multi = 0
-    name = None
+    multi, name = 0, None
     for ds in _base_datasets(dataset):
-        meta = getattr(ds, 'metainfo', {}) or {}
-        if meta.get('multi_label'):
+        if (getattr(ds, 'metainfo', None) or {}).get('multi_label'):
             multi += _num_multi_label_objects(ds)
             name = type(ds).__name__
     if not multi:
@@ -89,11 +89,29 @@ def check_multi_label_model(model, dataset) -> None:
                     f'integer label per RoI. {fix}')
 
 
+def bind_dataset_classes(model, dataset) -> None:
+    """Map every ``ConcurrentSoftmaxLoss`` of ``model`` onto the class order of
+    ``dataset`` (``metainfo['classes']``), see
+    :meth:`~balancedet.models.losses.ConcurrentSoftmaxLoss.bind_classes`."""
+    from balancedet.models.losses import ConcurrentSoftmaxLoss
+    classes = (getattr(next(_base_datasets(dataset)), 'metainfo', None) or {}).get('classes')
+    if not classes:
+        return
+    for m in model.modules():
+        if isinstance(m, ConcurrentSoftmaxLoss):
+            m.bind_classes(classes)
+
+
 @HOOKS.register_module()
 class MultiLabelTargetCheckHook(Hook):
-    """Run :func:`check_multi_label_model` before the first iteration."""
+    """Run :func:`check_multi_label_model` before the first iteration, and
+    :func:`bind_dataset_classes` before training and before testing."""
 
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
         check_multi_label_model(runner.model, runner.train_dataloader.dataset)
+        bind_dataset_classes(runner.model, runner.train_dataloader.dataset)
+
+    def before_test(self, runner) -> None:
+        bind_dataset_classes(runner.model, runner.test_dataloader.dataset)

@@ -29,7 +29,7 @@ from ..same_object import object_label_sets
 
 def pad_multi_labels(label_lists) -> np.ndarray:
     """List of label lists -> ``(N, K)`` int64 array padded with -1."""
-    k = max([len(x) for x in label_lists] + [1])
+    k = max([1, *map(len, label_lists)])
     out = np.full((len(label_lists), k), -1, dtype=np.int64)
     for i, labels in enumerate(label_lists):
         out[i, :len(labels)] = labels
@@ -74,23 +74,21 @@ class PackMultiLabelDetInputs(PackDetInputs):
                 f'instances in {results.get("img_path", "the sample")}; a transform before it '
                 'dropped or added boxes. Keep box-filtering transforms out of multi-label '
                 'pipelines or set results["gt_multi_labels"] yourself')
-        derived = None
+        own = [inst.get('bbox_label', lab) for inst, lab in zip(instances, labels.tolist())]
+        sets = [[lab] for lab in own]
         if any('multi_labels' not in inst for inst in instances) and \
                 all('bbox' in inst for inst in instances):
             # e.g. mmdet's OpenImagesDataset / CocoDataset: one instance per label; the
             # same-object rule (identical boxes) recovers each object's label set
-            derived = object_label_sets(
+            sets = object_label_sets(
                 np.asarray([inst['bbox'] for inst in instances], dtype=np.float64).reshape(-1, 4),
-                [inst.get('bbox_label', lab) for inst, lab in zip(instances, labels.tolist())])
-        lists = []
-        for k, (inst, lab) in enumerate(zip(instances, labels.tolist())):
-            ml = [int(x) for x in (inst['multi_labels'] if 'multi_labels' in inst
-                                   else derived[k] if derived is not None
-                                   else [inst.get('bbox_label', lab)])]
+                own)
+        lists = [[int(x) for x in inst.get('multi_labels', ml)]
+                 for inst, ml in zip(instances, sets)]
+        for ml, lab in zip(lists, labels.tolist()):
             if lab not in ml:
                 raise ValueError(
                     f'PackMultiLabelDetInputs: instance with label {lab} has multi_labels '
                     f'{ml} without its own label in {results.get("img_path", "the sample")}; '
                     'instances and loaded boxes are out of order')
-            lists.append(ml)
         return pad_multi_labels(lists)

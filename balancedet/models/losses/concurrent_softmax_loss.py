@@ -75,6 +75,9 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
+
+from balancedet.utils.checks import check_choice
 
 _HIERARCHY_MODES = ('concurrent', 'zero', 'estimated')
 _MODES = ('concurrent', 'softmax')
@@ -82,11 +85,8 @@ _MODES = ('concurrent', 'softmax')
 
 def _as_parent_lists(parents) -> dict[int, list[int]]:
     """``{child: parent}`` or ``{child: [parents]}`` (json keys may be str)."""
-    out = {}
-    for k, v in parents.items():
-        vs = [v] if isinstance(v, (int, np.integer, str)) else list(v)
-        out[int(k)] = [int(x) for x in vs]
-    return out
+    return {int(k): [int(x) for x in ([v] if isinstance(v, (int, np.integer, str)) else v)]
+            for k, v in parents.items()}
 
 
 def _hierarchy_pairs(parents: dict, num_classes: int) -> np.ndarray:
@@ -94,11 +94,9 @@ def _hierarchy_pairs(parents: dict, num_classes: int) -> np.ndarray:
     from balancedet.datasets.hierarchy import ClassHierarchy, HierarchyError
     parents = _as_parent_lists(parents)
     for k, vs in parents.items():
-        if not 0 <= k < num_classes:
-            raise ValueError(f'parents: child index {k} is outside [0, {num_classes})')
-        for v in vs:
-            if not 0 <= v < num_classes:
-                raise ValueError(f'parents: parent index {v} is outside [0, {num_classes})')
+        for what, i in [('child', k)] + [('parent', v) for v in vs]:
+            if not 0 <= i < num_classes:
+                raise ValueError(f'parents: {what} index {i} is outside [0, {num_classes})')
     try:
         hier = ClassHierarchy([str(i) for i in range(num_classes)], parents,
                               source='parents')
@@ -107,10 +105,22 @@ def _hierarchy_pairs(parents: dict, num_classes: int) -> np.ndarray:
     return hier.ancestor_pairs()
 
 
-def _check_square(mat: np.ndarray, source: str) -> None:
-    if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
-        raise ValueError(f'{source} must be a non-empty square (C, C) matrix, got shape '
-                         f'{tuple(mat.shape)}')
+def _read_json(path: str, source: str):
+    """``(r, classes, parents)`` of a json written by the estimator."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f'{source} is not valid JSON ({err}); regenerate it with '
+                         'tools/analysis_tools/concurrent_rate.py') from None
+    if not isinstance(data, dict) or 'r' not in data:
+        raise ValueError(f'{source} has no "r" entry; expected the json '
+                         'written by tools/analysis_tools/concurrent_rate.py')
+    try:
+        mat = np.asarray(data['r'], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f'{source}: "r" is not a numeric (C, C) matrix') from None
+    return mat, data.get('classes'), data.get('parents')
 
 
 def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
@@ -134,72 +144,47 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
     Returns:
         Tensor: float32 ``(C, C)`` with zero diagonal.
     """
-    if hierarchy not in _HIERARCHY_MODES:
-        raise ValueError(f'hierarchy must be one of {_HIERARCHY_MODES}, got {hierarchy!r}')
-    file_parents, source = None, 'r'
+    check_choice(hierarchy, 'hierarchy', _HIERARCHY_MODES)
+    names = file_parents = None
+    source = f'r_file {r!r}' if isinstance(r, str) else 'r'
     if r is None:
         if num_classes is None:
             raise ValueError('r_file is None: pass num_classes so that r = 0 can be built')
-        mat = np.zeros((num_classes, num_classes), dtype=np.float64)
+        mat = np.zeros((num_classes, num_classes))
     elif isinstance(r, str):
         if not osp.isfile(r):
             raise FileNotFoundError(f'r_file: {r!r} does not exist; create it with '
                                     'tools/analysis_tools/concurrent_rate.py')
-        source = f'r_file {r!r}'
         if r.endswith('.npy'):
             mat = np.load(r).astype(np.float64)
         elif r.endswith('.json'):
-            try:
-                with open(r) as f:
-                    data = json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f'{source} is not valid JSON ({err}); regenerate it with '
-                                 'tools/analysis_tools/concurrent_rate.py') from None
-            if not isinstance(data, dict) or 'r' not in data:
-                raise ValueError(f'{source} has no "r" entry; expected the json '
-                                 'written by tools/analysis_tools/concurrent_rate.py')
-            try:
-                mat = np.asarray(data['r'], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f'{source}: "r" is not a numeric (C, C) matrix') from None
-            file_classes = data.get('classes')
-            _check_square(mat, source)
-            if file_classes is not None and len(file_classes) != len(mat):
-                raise ValueError(f'{source}: "classes" has {len(file_classes)} names but "r" is '
-                                 f'{mat.shape[0]} x {mat.shape[1]}; regenerate the file')
-            if file_classes is not None:
-                if data.get('parents') is not None:
-                    file_parents = {file_classes[k]: [file_classes[x] for x in vs]
-                                    for k, vs in _as_parent_lists(data['parents']).items()}
-                if classes is not None:
-                    unknown = [c for c in file_classes if c not in classes]
-                    if unknown:
-                        raise ValueError(
-                            f'r_file: {r!r} names classes that are not in the model\'s '
-                            f'classes: {unknown[:10]}; regenerate it from the annotation '
-                            'file the model is trained on')
-                    pos = [file_classes.index(c) if c in file_classes else -1
-                           for c in classes]
-                    new = np.zeros((len(classes), len(classes)))
-                    for a, pa in enumerate(pos):
-                        for b, pb in enumerate(pos):
-                            if pa >= 0 and pb >= 0:
-                                new[a, b] = mat[pa, pb]
-                    mat = new
-                    if file_parents is not None:
-                        file_parents = {classes.index(c): [classes.index(p) for p in ps
-                                                           if p in classes]
-                                        for c, ps in file_parents.items() if c in classes}
-                elif file_parents is not None:
-                    file_parents = {file_classes.index(c): [file_classes.index(p) for p in ps]
-                                    for c, ps in file_parents.items()}
+            mat, names, file_parents = _read_json(r, source)
         else:
             raise ValueError(f'r_file: {r!r} must end with .json or .npy')
     else:
-        if isinstance(r, Tensor):
-            r = r.detach().cpu().numpy()
-        mat = np.asarray(r, dtype=np.float64)
-    _check_square(mat, source)
+        mat = np.asarray(r.detach().cpu() if isinstance(r, Tensor) else r, dtype=np.float64)
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
+        raise ValueError(f'{source} must be a non-empty square (C, C) matrix, got shape '
+                         f'{tuple(mat.shape)}')
+    if names is None:
+        file_parents = None  # a hierarchy is read only with the class names it refers to
+    elif len(names) != len(mat):
+        raise ValueError(f'{source}: "classes" has {len(names)} names but "r" is '
+                         f'{mat.shape[0]} x {mat.shape[1]}; regenerate the file')
+    elif classes is not None:
+        unknown = [c for c in names if c not in classes]
+        if unknown:
+            raise ValueError(f'r_file: {r!r} names classes that are not in the model\'s '
+                             f'classes: {unknown[:10]}; regenerate it from the annotation '
+                             'file the model is trained on')
+        # file label k -> label pos[k] of ``classes``; classes the file lacks get r = 0
+        pos = np.array([list(classes).index(c) for c in names])
+        new = np.zeros((len(classes), ) * 2)
+        new[np.ix_(pos, pos)] = mat
+        mat = new
+        if file_parents is not None:
+            file_parents = {int(pos[k]): pos[vs].tolist()
+                            for k, vs in _as_parent_lists(file_parents).items()}
     if num_classes is not None and mat.shape[0] != num_classes:
         raise ValueError(f'{source} has shape {tuple(mat.shape)} but the head has num_classes='
                          f'{num_classes}; r must be ({num_classes}, {num_classes}) '
@@ -209,14 +194,12 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
                          f'in [{np.nanmin(mat):.4g}, {np.nanmax(mat):.4g}]')
     mat = mat.copy()
     np.fill_diagonal(mat, 0.0)
-    if parents is None:
-        parents = file_parents
+    parents = file_parents if parents is None else parents
     if parents and hierarchy != 'estimated':
         # every ancestor pair of the DAG (several parents per class), both ways
         pairs = _hierarchy_pairs(parents, mat.shape[0])
-        value = 1.0 if hierarchy == 'concurrent' else 0.0
-        mat[pairs[:, 0], pairs[:, 1]] = value
-        mat[pairs[:, 1], pairs[:, 0]] = value
+        mat[pairs[:, 0], pairs[:, 1]] = mat[pairs[:, 1], pairs[:, 0]] = \
+            1.0 if hierarchy == 'concurrent' else 0.0
     return torch.as_tensor(mat, dtype=torch.float32)
 
 
@@ -252,44 +235,32 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
     return hits
 
 
-def _exact_prob(p, p_lab, rows, cols, e, multi_hot, r_idx, r_val):
-    """Pairs ``e`` whose ``T - sum r p`` cancels: ``D = sum_j W_j p_nj`` summed
-    directly (non-negative terms).  Returns ``W p / D`` (the pairs' gradient
-    rows) and ``D``."""
-    c1 = p.size(1)
-    r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)
-    q = p.index_select(0, r_e)
-    q_flat = q.view(-1)
-    base = torch.arange(e.numel(), device=p.device) * c1
-    if multi_hot is not None:  # (1 - y_j): the box's other labels drop out
-        q.masked_fill_(multi_hot.index_select(0, r_e), 0.0)
-        q_flat.index_copy_(0, base + c_e, p_lab.index_select(0, e))
-    # (1 - r_ij) on the row's non-zeros (padding points at column i, r_ii = 0)
-    nz = (base[:, None] + r_idx.index_select(0, c_e)).view(-1)
-    q_flat.index_copy_(0, nz, q_flat.index_select(0, nz).mul_(
-        1.0 - r_val.index_select(0, c_e).view(-1)))
-    den = q.sum(dim=1, keepdim=True)
-    return q.div_(den), den.view(-1)
+def _exact(x, rows, cols, e, multi_hot, r_idx, r_val, log_domain: bool):
+    """Pairs ``e`` recomputed exactly from their box's row of ``x``.
 
-
-def _exact_pairs(logits, rows, cols, e, multi_hot, r_idx, r_val):
-    """Pairs ``e`` whose ``p_ni`` underflows: eq. 3 as a weighted log-sum-exp
-    of the box's logits with the pair's own max, exact whatever the magnitudes: terms with weight
-    0 (the box's other labels, ``r_ij = 1``) are set to ``-inf`` before the
-    max, the others are weighted by ``1 - r_ij`` on the row's non-zeros only.
-    Returns ``W p / D`` (the pairs' gradient rows) and their losses."""
+    ``log_domain=False`` (``x = p``; for pairs whose ``T - sum r p`` cancels):
+    ``D = sum_j W_j p_nj`` summed directly (non-negative terms); returns
+    ``W p / D`` (the pairs' gradient rows) and ``D``.  ``log_domain=True``
+    (``x`` = logits; for pairs whose ``p_ni`` underflows): eq. 3 as a weighted
+    log-sum-exp with the pair's own max, exact whatever the magnitudes: terms
+    with weight 0 (the box's other labels, ``r_ij = 1``) are set to ``-inf``
+    before the max; returns ``W p / D`` and the pairs' losses.  Either way the
+    weights ``1 - r_ij`` touch the row's non-zeros only (padding points at
+    column ``i``, ``r_ii = 0``)."""
     r_e, c_e = rows.index_select(0, e), cols.index_select(0, e)[:, None]
-    z = logits.index_select(0, r_e)
-    z_lab = z.gather(1, c_e)
-    if multi_hot is not None:
-        z.masked_fill_(multi_hot.index_select(0, r_e), float('-inf')).scatter_(1, c_e, z_lab)
+    q = x.index_select(0, r_e)
+    x_lab = q.gather(1, c_e)
+    if multi_hot is not None:  # (1 - y_j): the box's other labels drop out
+        q.masked_fill_(multi_hot.index_select(0, r_e), float('-inf') if log_domain else 0.0)
+        q.scatter_(1, c_e, x_lab)
     idx, val = r_idx.index_select(0, c_e.view(-1)), r_val.index_select(0, c_e.view(-1))
-    z.scatter_(1, idx, z.gather(1, idx).masked_fill_(val >= 1, float('-inf')))
-    m = z.max(dim=1, keepdim=True).values
-    q = z.sub_(m).exp_()
+    if log_domain:
+        q.scatter_(1, idx, q.gather(1, idx).masked_fill_(val >= 1, float('-inf')))
+        m = q.max(dim=1, keepdim=True).values
+        q = q.sub_(m).exp_()
     q.scatter_(1, idx, q.gather(1, idx).mul_(1.0 - val))
     den = q.sum(dim=1, keepdim=True)
-    return q.div_(den), (m + torch.log(den) - z_lab).view(-1)
+    return q.div_(den), (m + torch.log(den) - x_lab if log_domain else den).view(-1)
 
 
 class _ConcurrentSoftmaxNLL(torch.autograd.Function):
@@ -329,10 +300,8 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         # sparse suppression: r_ij p_nj over the non-zeros j of row i, for the
         # pairs whose class has any (not background, not an unrelated class)
         sp = r_any.index_select(0, cols).nonzero().view(-1)
-        subset = sp.numel() < rows.numel()
-        rows_s, cols_s = (rows.index_select(0, sp), cols.index_select(0, sp)) if subset \
-            else (rows, cols)
-        flat = (rows_s * c1)[:, None] + r_idx.index_select(0, cols_s)
+        cols_s = cols.index_select(0, sp)
+        flat = (rows.index_select(0, sp) * c1)[:, None] + r_idx.index_select(0, cols_s)
         val = r_val.index_select(0, cols_s)
         # (index_select of the flattened indices: several times faster than
         # advanced indexing on CPU)
@@ -340,19 +309,16 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         if multi_hot is not None:  # (1 - y_j): a box's labels never suppress each other
             val = val.masked_fill(multi_hot.view(-1).index_select(0, flat_1d).view_as(flat), 0.0)
         rp = p_flat.index_select(0, flat_1d).view_as(flat).mul_(val)
-        sub = rp.sum(dim=1)
-        if subset:
-            sub = p.new_zeros(rows.numel()).index_copy_(0, sp, sub)
+        sub = p.new_zeros(rows.numel()).index_copy_(0, sp, rp.sum(dim=1))
         if multi_hot is None:
             total = torch.ones_like(p_lab)
         else:
             lab_mass = p.new_zeros(n).index_add_(0, rows, p_lab)
             rest = 1.0 - lab_mass  # probability outside the box's labels
-            heavy = ((lab_mass > 0.5) & (torch.bincount(rows, minlength=n) > 1)).nonzero()
-            if heavy.numel():  # 1 - lab_mass would cancel: sum the rest directly
-                heavy = heavy.view(-1)
-                rest[heavy] = p.index_select(0, heavy).masked_fill_(
-                    multi_hot.index_select(0, heavy), 0.0).sum(dim=1)
+            # boxes where 1 - lab_mass would cancel: the rest summed directly
+            heavy = ((lab_mass > 0.5) & (torch.bincount(rows, minlength=n) > 1)).nonzero().view(-1)
+            rest[heavy] = p.index_select(0, heavy).masked_fill_(
+                multi_hot.index_select(0, heavy), 0.0).sum(dim=1)
             total = rest.index_select(0, rows) + p_lab
         d = total - sub
         loss = torch.log(d) - torch.log(p_lab)
@@ -363,17 +329,17 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         underflow = p_lab < 1e-30
         cancel = (((sub > 0.5 * total) | (d < 1e-30)) & ~underflow).nonzero().view(-1)
         under = underflow.nonzero().view(-1)
-        q_c, d_c = _exact_prob(p, p_lab, rows, cols, cancel, multi_hot, r_idx, r_val)
+        q_c, d_c = _exact(p, rows, cols, cancel, multi_hot, r_idx, r_val, log_domain=False)
         loss[cancel] = torch.log(d_c) - torch.log(p_lab.index_select(0, cancel))
         if multi_hot is None:
             # one pair per box: with the exact D the closed-form gradient is
             # exact too (its sparse entries are p_nj - r_ij p_nj = 0 for r = 1)
             d[cancel] = d_c
             cancel, q_c = cancel[:0], q_c[:0]
-        q_u, loss[under] = _exact_pairs(logits, rows, cols, under, multi_hot, r_idx, r_val)
+        q_u, loss[under] = _exact(logits, rows, cols, under, multi_hot, r_idx, r_val,
+                                  log_domain=True)
         exact, q = torch.cat([cancel, under]), torch.cat([q_c, q_u])
         d[exact] = 1.0  # unused below: their gradient comes from q
-        ctx.subset = subset
         ctx.save_for_backward(p, rows, cols, lab, flat, rp, d, exact, q, sp)
         return loss
 
@@ -385,8 +351,7 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         # eq. 4 per pair: W p_n / D - e_i; summed over the box's pairs
         s = grad_out / d
         lab_grad = p.view(-1).index_select(0, lab).mul_(s).sub_(grad_out)
-        if exact.numel():
-            s[exact] = 0.0
+        s[exact] = 0.0
         coef = s if rows.numel() == n else p.new_zeros(n).index_add_(0, rows, s)
         # the gradient is built in the softmax's storage, which nothing reads
         # after this: one (N, C + 1) allocation less.  A second backward
@@ -394,14 +359,12 @@ class _ConcurrentSoftmaxNLL(torch.autograd.Function):
         # check of the saved tensors' versions instead of silently reusing it.
         grad = p.mul_(coef[:, None])
         # (1 - r_ij): the non-zeros of r take r_ij p_nj / D off
-        s_sp = s.index_select(0, sp) if ctx.subset else s
-        grad.view(-1).index_add_(0, flat.view(-1), (rp * -s_sp[:, None]).view(-1))
-        if exact.numel():
-            g_e = grad_out.index_select(0, exact)
-            # sigma*_i - 1 = -(sum of the row's other terms): no cancellation
-            lab_grad[exact] = -q.scatter(1, cols.index_select(0, exact)[:, None], 0.0).sum(
-                dim=1).mul_(g_e)
-            grad.index_add_(0, rows.index_select(0, exact), q.mul_(g_e[:, None]))
+        grad.view(-1).index_add_(0, flat.view(-1), (rp * -s.index_select(0, sp)[:, None]).view(-1))
+        g_e = grad_out.index_select(0, exact)
+        # sigma*_i - 1 = -(sum of the row's other terms): no cancellation
+        lab_grad[exact] = -q.scatter(1, cols.index_select(0, exact)[:, None], 0.0).sum(
+            dim=1).mul_(g_e)
+        grad.index_add_(0, rows.index_select(0, exact), q.mul_(g_e[:, None]))
         # label entries hold only their own pair's term: q_pi - 1
         grad.view(-1).index_put_((lab, ), lab_grad)
         return grad, None, None, None, None, None, None
@@ -422,7 +385,10 @@ class ConcurrentSoftmaxLoss(nn.Module):
         r_file (str | array | None): concurrent rates, see
             :func:`load_concurrent_rate`; None means ``r = 0``.
         classes (Sequence[str], optional): class names in label order, used
-            to map and validate a ``.json`` ``r_file``.
+            to map and validate a ``.json`` ``r_file``.  Left None, the
+            dataset's classes are used: :meth:`bind_classes`, called by
+            :class:`~balancedet.engine.MultiLabelTargetCheckHook` before
+            training and testing, maps the file onto them.
         parents (dict, optional): child index -> parent index or list of
             parent indices (a DAG; overrides the hierarchy stored in the
             ``.json`` file).
@@ -435,6 +401,10 @@ class ConcurrentSoftmaxLoss(nn.Module):
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         loss_weight (float): weight of the loss.
     """
+
+    # mmdet BBoxHead hooks (see SeesawLoss)
+    custom_cls_channels = custom_activation = custom_accuracy = True
+    use_sigmoid = False
 
     def __init__(self,
                  num_classes: int,
@@ -450,37 +420,44 @@ class ConcurrentSoftmaxLoss(nn.Module):
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) \
                 or num_classes < 1:
             raise TypeError(f'num_classes must be a positive int, got {num_classes!r}')
-        for name, val in (('train_mode', train_mode), ('test_mode', test_mode)):
-            if val not in _MODES:
-                raise ValueError(f'{name} must be one of {_MODES}, got {val!r}')
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-        if classes is not None:
-            classes = list(classes)
-            if len(classes) != num_classes:
-                raise ValueError(f'classes has {len(classes)} names but num_classes='
-                                 f'{num_classes}; pass the dataset metainfo classes')
-        self.num_classes = num_classes
-        self.train_mode = train_mode
-        self.test_mode = test_mode
-        self.reduction = reduction
-        self.loss_weight = loss_weight
-        r = load_concurrent_rate(r_file, num_classes, classes, parents, hierarchy)
-        c1 = num_classes + 1
-        rc = torch.ones(c1, c1)
-        rc[:num_classes, :num_classes] -= r
+        self.train_mode = check_choice(train_mode, 'train_mode', _MODES)
+        self.test_mode = check_choice(test_mode, 'test_mode', _MODES)
+        self.reduction = check_choice(reduction, 'reduction', ('none', 'mean', 'sum'))
+        self.num_classes, self.loss_weight = num_classes, loss_weight
+        self.r_file, self.parents, self.hierarchy = r_file, parents, hierarchy
+        self.classes = None if classes is None else self._checked(classes)
+        self._set_r(load_concurrent_rate(r_file, num_classes, self.classes, parents, hierarchy))
+
+    def _checked(self, classes: Sequence[str]) -> list[str]:
+        classes = list(classes)
+        if len(classes) != self.num_classes:
+            raise ValueError(f'classes has {len(classes)} names but num_classes='
+                             f'{self.num_classes}; pass the dataset metainfo classes')
+        return classes
+
+    def _set_r(self, r: Tensor) -> None:
         self.register_buffer('r', r, persistent=False)
-        self.register_buffer('one_minus_r', rc, persistent=False)
         # r row-compressed, with the background's zero row and column, for eq. 3
-        r_idx, r_val = sparse_rows(torch.nn.functional.pad(r, (0, 1, 0, 1)))
+        r_idx, r_val = sparse_rows(F.pad(r, (0, 1, 0, 1)))
         self.register_buffer('r_idx', r_idx, persistent=False)
         self.register_buffer('r_val', r_val, persistent=False)
         self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
-        # mmdet BBoxHead hooks (see SeesawLoss)
-        self.custom_cls_channels = True
-        self.custom_activation = True
-        self.custom_accuracy = True
-        self.use_sigmoid = False
+
+    def bind_classes(self, classes: Sequence[str]) -> None:
+        """Map a ``.json`` ``r_file`` (and its hierarchy) onto ``classes``,
+        the dataset's label order, by name; file classes missing from
+        ``classes`` raise ValueError, as do explicit ``classes`` that differ."""
+        classes = list(classes)
+        if self.classes is not None:
+            if self.classes != classes:
+                raise ValueError(
+                    f'loss_cls.classes {tuple(self.classes)} differ from the dataset classes '
+                    f'{tuple(classes)}; drop loss_cls.classes (the dataset\'s are then used) or '
+                    'list the dataset\'s classes in their order')
+        elif isinstance(self.r_file, str) and self.r_file.endswith('.json'):
+            self.classes = self._checked(classes)
+            self._set_r(load_concurrent_rate(self.r_file, self.num_classes, self.classes,
+                                             self.parents, self.hierarchy).to(self.r.device))
 
     @property
     def use_multi_hot(self) -> bool:
@@ -493,41 +470,34 @@ class ConcurrentSoftmaxLoss(nn.Module):
                              f'bbox head num_classes={num_classes}; set them equal')
         return num_classes + 1
 
-    def _label_pairs(self, labels: Tensor, c1: int):
-        """(box, label) index pairs, sorted by box, from indices or a bool
-        multi-hot."""
-        if labels.dim() == 1:
-            if labels.numel() and (labels.min() < 0 or labels.max() >= c1):
-                raise ValueError(f'labels must lie in [0, {c1 - 1}] (background = '
-                                 f'{c1 - 1}), got [{int(labels.min())}, {int(labels.max())}]')
-            return torch.arange(labels.size(0), device=labels.device), labels.long()
-        if labels.dim() == 2 and labels.size(1) == c1:
-            # flat positions (sorted by box), then divmod into (box, label)
-            flat = _flat_nonzero(labels)
-            rows = torch.div(flat, c1, rounding_mode='floor')
-            cols = flat - rows * c1
-            if labels.size(0) and (rows.numel() < labels.size(0) or bool(
-                    (torch.bincount(rows, minlength=labels.size(0)) == 0).any())):
-                raise ValueError('multi-hot labels: every row needs at least one label '
-                                 '(use the background column for negatives)')
-            return rows, cols
-        raise ValueError(f'labels must be (N,) class indices or (N, {c1}) multi-hot, '
-                         f'got shape {tuple(labels.shape)}')
-
     def concurrent_nll(self, cls_score: Tensor, labels: Tensor) -> Tensor:
         """Per-box eq. 3 loss ``-sum_i y_i log sigma*_i`` (N,), float32."""
         c1 = self.num_classes + 1
         if cls_score.dim() != 2 or cls_score.size(1) != c1:
             raise ValueError(f'cls_score must be (N, {c1}), got {tuple(cls_score.shape)}')
-        if labels.dim() == 2:
-            labels = labels.bool()
-        rows, cols = self._label_pairs(labels, c1)
-        logits = cls_score.float()
-        dev = logits.device
+        if labels.dim() == 1:
+            n = labels.size(0)
+            if labels.numel() and (labels.min() < 0 or labels.max() >= c1):
+                raise ValueError(f'labels must lie in [0, {c1 - 1}] (background = '
+                                 f'{c1 - 1}), got [{int(labels.min())}, {int(labels.max())}]')
+            rows, cols = torch.arange(n, device=labels.device), labels.long()
+        elif labels.dim() == 2 and labels.size(1) == c1:
+            # (box, label) pairs sorted by box: flat positions, then divmod
+            labels, n = labels.bool(), labels.size(0)
+            flat = _flat_nonzero(labels)
+            rows = torch.div(flat, c1, rounding_mode='floor')
+            cols = flat - rows * c1
+            if n and (rows.numel() < n or bool((torch.bincount(rows, minlength=n) == 0).any())):
+                raise ValueError('multi-hot labels: every row needs at least one label '
+                                 '(use the background column for negatives)')
+        else:
+            raise ValueError(f'labels must be (N,) class indices or (N, {c1}) multi-hot, '
+                             f'got shape {tuple(labels.shape)}')
+        dev = cls_score.device
         # one label per box (always so for (N,) labels): no (1 - y_j) masking
-        multi_hot = labels if labels.dim() == 2 and rows.numel() > labels.size(0) else None
+        multi_hot = labels if rows.numel() > n else None
         pair_loss = _ConcurrentSoftmaxNLL.apply(
-            logits, rows, cols, multi_hot, self.r_idx.to(dev), self.r_val.to(dev),
+            cls_score.float(), rows, cols, multi_hot, self.r_idx.to(dev), self.r_val.to(dev),
             self.r_any.to(dev))
         if multi_hot is None:
             return pair_loss
@@ -549,18 +519,17 @@ class ConcurrentSoftmaxLoss(nn.Module):
             avg_factor (float, optional): normaliser for ``'mean'``.
             reduction_override (str, optional): overrides ``reduction``.
         """
-        reduction = reduction_override if reduction_override else self.reduction
-        if self.train_mode == 'softmax':
-            if labels.dim() == 2:
-                raise ValueError("train_mode='softmax' takes (N,) labels; multi-hot "
-                                 "targets need train_mode='concurrent'")
-            loss = torch.nn.functional.cross_entropy(
-                cls_score.float(), labels, reduction='none')
-        else:
+        if self.train_mode == 'concurrent':
             loss = self.concurrent_nll(cls_score, labels)
+        elif labels.dim() == 2:
+            raise ValueError("train_mode='softmax' takes (N,) labels; multi-hot "
+                             "targets need train_mode='concurrent'")
+        else:
+            loss = F.cross_entropy(cls_score.float(), labels, reduction='none')
         if label_weights is not None:
             label_weights = label_weights.float()
-        loss = weight_reduce_loss(loss, label_weights, reduction, avg_factor)
+        loss = weight_reduce_loss(loss, label_weights, reduction_override or self.reduction,
+                                  avg_factor)
         return self.loss_weight * loss
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
@@ -572,17 +541,17 @@ class ConcurrentSoftmaxLoss(nn.Module):
     def concurrent_scores(self, cls_score: Tensor) -> Tensor:
         """Eq. 5: ``e^{z_i} / sum_j (1 - r_ij) e^{z_j}``."""
         z = cls_score.float()
-        rc = self.one_minus_r.to(z.device)
-        m = z.max(dim=-1, keepdim=True).values
-        e = torch.exp(z - m)
+        # 1 - r_ij, and 1 on the diagonal and the background row / column
+        rc = 1.0 - F.pad(self.r, (0, 1, 0, 1)).to(z.device)
+        e = torch.exp(z - z.max(dim=-1, keepdim=True).values)
         denom = e @ rc.t()  # denom[n, i] = sum_j rc[i, j] e_j  (rc[i, i] = 1)
         scores = e / denom
         # exp underflow (z_i far below a non-competing max): exact log domain
         bad = (denom < 1e-30).any(dim=-1)
         if bool(bad.any()):
             zb = z[bad]
-            lse = torch.logsumexp(zb[:, None, :] + torch.log(rc)[None], dim=-1)
-            scores[bad] = torch.exp(zb - lse)
+            scores[bad] = torch.exp(zb - torch.logsumexp(zb[:, None, :] + torch.log(rc)[None],
+                                                         dim=-1))
         return scores.to(cls_score.dtype)
 
     def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -591,6 +560,5 @@ class ConcurrentSoftmaxLoss(nn.Module):
             return {'acc': accuracy(cls_score, labels)}
         if labels.size(0) == 0:
             return {'acc': cls_score.new_tensor([0.0])}
-        pred = cls_score.argmax(dim=1)
-        hit = labels.bool().gather(1, pred[:, None]).float()
+        hit = labels.bool().gather(1, cls_score.argmax(dim=1)[:, None]).float()
         return {'acc': hit.mean().view(1) * 100.0}  # shape (1,) like mmdet's accuracy

@@ -34,6 +34,8 @@ from mmdet.utils import InstanceList
 from mmengine.logging import print_log
 from torch import Tensor
 
+from balancedet.models.losses.concurrent_softmax_loss import ConcurrentSoftmaxLoss
+
 
 @MODELS.register_module()
 class ConcurrentSoftmaxRoIHead(StandardRoIHead):
@@ -60,9 +62,19 @@ class ConcurrentSoftmaxRoIHead(StandardRoIHead):
 @MODELS.register_module()
 class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
     """``Shared2FCBBoxHead`` that gives ``loss_cls`` multi-hot targets when
-    ``loss_cls.use_multi_hot`` is True (see module docstring)."""
+    ``loss_cls.use_multi_hot`` is True (see module docstring).  A
+    ``ConcurrentSoftmaxLoss`` config without ``num_classes`` gets the head's."""
 
     _warned_single = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        loss = kwargs.get('loss_cls')
+        kind = loss.get('type') if isinstance(loss, dict) else None
+        kind = MODELS.get(kind) if isinstance(kind, str) else kind
+        if isinstance(kind, type) and issubclass(kind, ConcurrentSoftmaxLoss) \
+                and 'num_classes' not in loss:
+            kwargs['loss_cls'] = dict(loss, num_classes=kwargs.get('num_classes', 80))
+        super().__init__(*args, **kwargs)
 
     @property
     def use_multi_hot(self) -> bool:
@@ -71,12 +83,11 @@ class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
     def get_multi_hot_targets(self, sampling_results: list[SamplingResult]) -> Tensor:
         """``(sum num_rois, C + 1)`` bool targets, in ``get_targets`` order
         (per image: positives then negatives)."""
-        c1 = self.num_classes + 1
         out = []
         for res in sampling_results:
-            num_pos, num_neg = res.pos_priors.size(0), res.neg_priors.size(0)
-            y = torch.zeros(num_pos + num_neg, c1, dtype=torch.bool,
-                            device=res.pos_gt_labels.device)
+            num_pos, lab = res.pos_priors.size(0), res.pos_gt_labels.long()[:, None]
+            y = lab.new_zeros(num_pos + res.neg_priors.size(0), self.num_classes + 1,
+                              dtype=torch.bool)
             y[num_pos:, self.num_classes] = True
             if num_pos:
                 ml = getattr(res, 'pos_gt_multi_labels', None)
@@ -87,14 +98,14 @@ class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
                                   'PackMultiLabelDetInputs); training on single labels',
                                   logger='current', level=30)
                         ConcurrentSoftmaxBBoxHead._warned_single = True
-                    ml = res.pos_gt_labels[:, None]
+                    ml = lab
                 ml = ml.to(y.device).long()
                 if ml.numel() and int(ml.max()) >= self.num_classes:
                     raise ValueError(f'multi_labels hold label {int(ml.max())} but the head '
                                      f'has num_classes={self.num_classes}')
-                r, c = (ml >= 0).nonzero(as_tuple=True)
-                y[r, ml[r, c]] = True
-                y[torch.arange(num_pos, device=y.device), res.pos_gt_labels.long()] = True
+                # the box's own label, and its multi-labels (padding -1: own label again)
+                y[:num_pos].scatter_(1, torch.cat([lab, torch.where(ml >= 0, ml, lab)], 1),
+                                     True)
             out.append(y)
         return torch.cat(out, 0)
 
@@ -112,16 +123,14 @@ class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
         if not concat:
             raise ValueError('ConcurrentSoftmaxBBoxHead needs concat=True targets')
         targets = self.get_targets(sampling_results, rcnn_train_cfg, concat=True)
-        _labels, label_weights = targets[0], targets[1]
         # box regression: mmdet's own path, on the integer labels
         losses = super().loss(None, bbox_pred, rois, *targets,
                               reduction_override=reduction_override)
         if cls_score is not None and cls_score.numel() > 0:
             multi_hot = self.get_multi_hot_targets(sampling_results)
-            avg_factor = max(torch.sum(label_weights > 0).float().item(), 1.)
-            loss_cls = self.loss_cls(cls_score, multi_hot, label_weights,
-                                     avg_factor=avg_factor,
-                                     reduction_override=reduction_override)
-            losses['loss_cls'] = loss_cls
+            losses['loss_cls'] = self.loss_cls(
+                cls_score, multi_hot, targets[1],
+                avg_factor=max(torch.sum(targets[1] > 0).float().item(), 1.),
+                reduction_override=reduction_override)
             losses.update(self.loss_cls.get_accuracy(cls_score, multi_hot))
         return {'loss_bbox': losses, 'bbox_targets': targets}

@@ -372,3 +372,43 @@ def test_bad_r_file_names_the_file(tmp_path, content, match):
     p.write_text(content)
     with pytest.raises(ValueError, match=match):
         ConcurrentSoftmaxLoss(num_classes=2, r_file=str(p))
+
+
+def test_bind_classes_maps_the_file_onto_the_dataset_order(tmp_path):
+    """bind_classes permutes r and the file's hierarchy by name onto the
+    dataset's labels (here a permutation of the file's)."""
+    rng = np.random.default_rng(0)
+    names = ['a', 'b', 'c', 'd', 'e']
+    r = rng.uniform(size=(5, 5)) * (rng.uniform(size=(5, 5)) < 0.6)
+    np.fill_diagonal(r, 0)
+    p = tmp_path / 'r.json'
+    p.write_text(json.dumps({'classes': names, 'r': r.tolist(), 'parents': {'3': 0}}))
+    loss = ConcurrentSoftmaxLoss(num_classes=5, r_file=str(p), reduction='none')
+    file_order = loss.r.clone()
+    assert file_order[3, 0] == 1 and file_order[0, 3] == 1  # d -> a, file labels
+    dataset = ['d', 'e', 'a', 'c', 'b']
+    loss.bind_classes(dataset)
+    perm = [3, 4, 0, 2, 1]  # dataset label -> file label, by hand
+    torch.testing.assert_close(loss.r, file_order[perm][:, perm])
+    expect = torch.as_tensor(r, dtype=torch.float32)[perm][:, perm]
+    expect[0, 2] = expect[2, 0] = 1  # d -> a at the dataset's labels
+    torch.testing.assert_close(loss.r, expect)
+    # eq. 3 and eq. 5 use the bound r: as if the dataset's classes had been given
+    ref = ConcurrentSoftmaxLoss(num_classes=5, r_file=str(p), classes=dataset,
+                                reduction='none')
+    z, y, _ = random_case(7)
+    torch.testing.assert_close(loss(z, y), ref(z, y))
+    torch.testing.assert_close(loss.get_activation(z), ref.get_activation(z))
+    loss.bind_classes(dataset)  # again: nothing changes
+    torch.testing.assert_close(loss.r, expect)
+    with pytest.raises(ValueError, match=r"\('d', 'e', 'a', 'c', 'b'\) differ from the dataset "
+                                         r"classes \('a', 'b'.*drop loss_cls.classes"):
+        ref.bind_classes(names)
+    with pytest.raises(ValueError, match=r"not in the model's classes: \['e'\]"):
+        ConcurrentSoftmaxLoss(num_classes=5, r_file=str(p)).bind_classes(list('dxacb'))
+    with pytest.raises(ValueError, match='classes has 4 names but num_classes=5'):
+        ConcurrentSoftmaxLoss(num_classes=5, r_file=str(p)).bind_classes(names[:4])
+    # no class names to map (array, .npy, None): r keeps its labels
+    arr = ConcurrentSoftmaxLoss(num_classes=5, r_file=r)
+    arr.bind_classes(dataset)
+    torch.testing.assert_close(arr.r, torch.as_tensor(r, dtype=torch.float32))

@@ -357,12 +357,66 @@ def test_config_pipeline_trains_and_predicts(demo_data_root, tmp_path):
 
 def test_hierarchy_zero_config(tmp_path):
     r = tmp_path / 'r.json'
-    r.write_text(json.dumps({'classes': list(Config.fromfile(str(MAIN_CFG)).classes),
+    r.write_text(json.dumps({'classes': [f'c{i}' for i in range(10)],
                              'r': np.zeros((10, 10)).tolist(), 'parents': {'2': 0, '4': 1}}))
     losses = {}
     for name in ('cs-loss-cs-test', 'cs-loss-cs-test-hier-zero'):
         cfg = Config.fromfile(str(CFG_DIR / f'faster-rcnn_r18-w16_fpn_{name}_8e_demo.py'))
         cfg.model.roi_head.bbox_head.loss_cls.r_file = str(r)
-        losses[name] = MODELS.build(cfg.model.roi_head.bbox_head.loss_cls)
+        losses[name] = MODELS.build(cfg.model.roi_head.bbox_head).loss_cls
     assert losses['cs-loss-cs-test'].r[2, 0] == 1 and losses['cs-loss-cs-test'].r[1, 4] == 1
     assert losses['cs-loss-cs-test-hier-zero'].r.abs().sum() == 0
+
+
+def test_main_config_reuses_the_base_and_the_head_sets_num_classes():
+    """The config changes only the packing step of the base pipeline, names no
+    classes, and the loss takes num_classes from the bbox head."""
+    cfg = Config.fromfile(str(MAIN_CFG))
+    base = Config.fromfile(str(REPO / 'configs/faster_rcnn/faster-rcnn_r18-w16_fpn_8e_demo.py'))
+    assert cfg.train_pipeline[:-1] == base.train_pipeline[:-1]
+    assert cfg.train_dataloader.dataset.pipeline == cfg.train_pipeline
+    assert 'classes' not in cfg and 'num_classes' not in cfg.model.roi_head.bbox_head.loss_cls
+    head_cfg = cfg.model.roi_head.bbox_head
+    head_cfg.loss_cls.r_file = None
+    head = MODELS.build(head_cfg)
+    assert head.loss_cls.num_classes == head.num_classes == 10
+    with pytest.raises(ValueError, match='differs from the bbox head num_classes=10'):
+        MODELS.build(dict(head_cfg, loss_cls=dict(head_cfg.loss_cls, num_classes=7)))
+
+
+def test_runner_maps_r_file_onto_dataset_classes(demo_data_root, tmp_path):
+    """A .json r_file whose classes are in another order than the dataset's is
+    mapped by name onto the dataset's labels before training and testing."""
+    from balancedet.apis.runner_setup import build_runner, load_config
+    from balancedet.engine.multi_label_check_hook import MultiLabelTargetCheckHook
+    cfg = load_config(str(MAIN_CFG), work_dir=str(tmp_path / 'work'))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].update(num_workers=0, persistent_workers=False)
+        cfg[key].dataset.data_root = str(demo_data_root) + '/'
+    cfg.test_evaluator.ann_file = osp.join(demo_data_root, 'annotations/val.json')
+    dataset = DATASETS.build(cfg.test_dataloader.dataset).metainfo['classes']
+    names = list(dataset[3:] + dataset[:3])  # the file's order: rotated by 3
+    rng = np.random.default_rng(0)
+    r = rng.uniform(size=(10, 10)) * (rng.uniform(size=(10, 10)) < 0.5)
+    np.fill_diagonal(r, 0)
+    r_file = tmp_path / 'r.json'
+    r_file.write_text(json.dumps({'classes': names, 'r': r.tolist(), 'parents': {'1': 0}}))
+    cfg.model.roi_head.bbox_head.loss_cls.r_file = str(r_file)
+    runner = build_runner(cfg)
+    loss = runner.model.roi_head.bbox_head.loss_cls
+    file_order = loss.r.clone()  # as built: the file's labels, hierarchy applied
+    assert file_order[1, 0] == 1 and file_order[0, 1] == 1
+    perm = [names.index(c) for c in dataset]  # dataset label -> file label
+    expect = torch.as_tensor(r, dtype=torch.float32)[perm][:, perm]
+    expect[4, 3] = expect[3, 4] = 1  # file labels 1 -> 0 are dataset labels 4 -> 3
+    hook, = [h for h in runner.hooks if isinstance(h, MultiLabelTargetCheckHook)]
+    for stage in ('before_train', 'before_test'):
+        getattr(hook, stage)(runner)
+        torch.testing.assert_close(loss.r, file_order[perm][:, perm])
+        torch.testing.assert_close(loss.r, expect)
+    # explicit classes that differ from the dataset's: an error naming both
+    cfg.model.roi_head.bbox_head.loss_cls.classes = names
+    runner = build_runner(cfg)
+    with pytest.raises(ValueError, match=r"differ from the dataset classes \('round'.*"
+                                         r'drop loss_cls.classes'):
+        runner.call_hook('before_test')
