@@ -8,5 +8,4 @@ _base_ = [
 ]
 
 num_classes = 601
-model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes,
-                                          loss_cls=dict(num_classes=num_classes))))
+model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes)))
