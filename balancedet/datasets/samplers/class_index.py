@@ -211,10 +211,7 @@ def _ancestor_expander(dataset, num_classes: int):
         raise ValueError('count_descendants=True needs a class hierarchy: the dataset\'s '
                          "metainfo has no 'parents' (OpenImagesMultiLabelDataset and "
                          'BalancedCocoDataset with supercategory links provide it)')
-    norm = {int(k): ([v] if isinstance(v, (int, np.integer)) else list(v))
-            for k, v in parents.items()}
-    hier = ClassHierarchy(meta['classes'], norm, source="metainfo['parents']")
-    anc = hier.ancestor_matrix
+    anc = ClassHierarchy(meta['classes'], parents, source="metainfo['parents']").ancestor_matrix
     n_anc = anc.sum(axis=1)
     anc_idx = np.nonzero(anc)[1]
     anc_off = np.r_[0, np.cumsum(n_anc)]
@@ -222,14 +219,16 @@ def _ancestor_expander(dataset, num_classes: int):
     def expand(img_inds, labels):
         img_inds, labels = np.asarray(img_inds), np.asarray(labels, dtype=np.int64)
         reps = n_anc[labels]
-        total = int(reps.sum())
-        if total == 0:
-            return img_inds, labels
-        first = np.repeat(np.cumsum(reps) - reps, reps)
-        pos = np.repeat(anc_off[labels], reps) + (np.arange(total) - first)
         return (np.concatenate([img_inds, np.repeat(img_inds, reps)]),
-                np.concatenate([labels, anc_idx[pos]]))
+                np.concatenate([labels, anc_idx[concat_ranges(anc_off[labels], reps)]]))
     return expand
+
+
+def concat_ranges(starts, lengths) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + (np.arange(first.size) - first)
 
 
 class ClassIndexSamplerBase(Sampler):
@@ -260,7 +259,7 @@ class ClassIndexSamplerBase(Sampler):
 
     # -- to be provided by subclasses -------------------------------------
     def _epoch_length(self) -> int:
-        raise NotImplementedError
+        return len(self.dataset)  # (never 0: an empty dataset fails in _build_index)
 
     def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -282,17 +281,13 @@ class ClassIndexSamplerBase(Sampler):
                              'the filter_cfg of the dataset')
         return index
 
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch])
-
     def global_indices(self) -> np.ndarray:
         """The whole epoch's sequence before sharding (same on every rank)."""
-        return self._global_indices(self._rng())
+        return self._global_indices(np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch]))
 
     @property
     def total_size(self) -> int:
-        n = self._epoch_length()
-        return self.num_samples * self.world_size if self.round_up else n
+        return self.num_samples * self.world_size if self.round_up else self._epoch_length()
 
     @property
     def num_samples(self) -> int:
