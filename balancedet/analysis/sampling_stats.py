@@ -107,15 +107,11 @@ def format_sampling_stats(stats, classes=None, top=None):
 
 def plot_sampling_stats(stats, out_file, classes=None):
     """Save a PNG: E_i and unseen share against class frequency rank."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     counts = stats['counts']
     order = np.argsort(-counts, kind='stable')
     order = order[counts[order] > 0]
     rank = np.arange(1, len(order) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 4))
     ax1.plot(rank, counts[order], 'k--', label='n_i (images)')
     for lam, s in stats['per_lambda'].items():
         ax1.plot(rank, s['expected_draws'][order], label=f'E_i, lambda={lam:g}')
@@ -133,7 +129,7 @@ def plot_sampling_stats(stats, out_file, classes=None):
         for ax in (ax1, ax2):
             ax.set_xticks(rank)
             ax.set_xticklabels([classes[c] for c in order], rotation=60, fontsize=7)
-    return _save_figure(fig, out_file)
+    return save_figure(fig, out_file)
 
 
 def per_class_ap_vs_frequency(ap, counts, classes):
@@ -238,13 +234,9 @@ def plot_ap_vs_frequency(runs, out_file):
         runs (dict): label -> ``(names, counts, aps)`` from
             :func:`per_class_ap_vs_frequency` (same classes in every run).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     names, counts = merge_runs(runs)
     # one labelled tick per class up to 40 classes; beyond (LVIS) the width stays bounded
-    fig, ax1 = plt.subplots(figsize=(min(max(6, 0.45 * len(names)), 18), 4))
+    fig, ax1 = subplots(figsize=(min(max(6, 0.45 * len(names)), 18), 4))
     x = np.arange(len(names))
     ax2 = ax1.twinx()
     ax2.bar(x, counts, color='0.85', label='training images')
@@ -262,10 +254,18 @@ def plot_ap_vs_frequency(runs, out_file):
     ax1.set_ylabel('AP (%)')
     ax1.set_xlabel('class, most frequent first')
     ax1.legend(fontsize=8)
-    return _save_figure(fig, out_file)
+    return save_figure(fig, out_file)
 
 
-def _save_figure(fig, out_file):
+def subplots(*args, **kwargs):
+    """``matplotlib.pyplot.subplots`` on the non-interactive Agg backend."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, out_file):
     """Write ``fig`` to ``out_file`` (creating its folder) and close it."""
     import matplotlib.pyplot as plt
     fig.tight_layout()
