@@ -91,8 +91,7 @@ def estimate_concurrent_rate(ann: str | dict,
         [a['image_id'] for a in anns],
         np.array([cat_to_label[a['category_id']] for a in anns], dtype=np.int64),
         [a['bbox'] for a in anns], len(classes))
-    return {'classes': list(classes), 'r': out['r'], 'num_objects': out['num_objects'],
-            'num_concurrent': out['num_concurrent'],
+    return {'classes': list(classes), **{k: out[k] for k in ('r', 'num_objects', 'num_concurrent')},
             'parents': category_parents(coco['categories'], classes),
             'same_object': SAME_OBJECT_RULE}
 
@@ -126,9 +125,8 @@ def top_pairs(result: dict, k: int = 20):
 def plot_concurrent_rate(result: dict, out_png: str, top_k: int = 20) -> list:
     """Heat map of ``r`` restricted to the classes of the ``top_k`` largest
     pairs (the paper's Fig. 3a); returns the classes shown."""
-    shown = list(dict.fromkeys(name for _, a, b in top_pairs(result, top_k) for name in (a, b)))
-    if not shown:
-        shown = list(result['classes'][:min(top_k, len(result['classes']))])
+    shown = list(dict.fromkeys(name for _, a, b in top_pairs(result, top_k)
+                               for name in (a, b))) or list(result['classes'][:top_k])
     idx = [result['classes'].index(n) for n in shown]
     sub = np.asarray(result['r'])[np.ix_(idx, idx)]
     size = 1.0 + 0.45 * len(shown)
@@ -139,11 +137,9 @@ def plot_concurrent_rate(result: dict, out_png: str, top_k: int = 20) -> list:
     ax.set_xlabel('j (also labelled as)')
     ax.set_ylabel('i (object class)')
     ax.set_title('concurrent rate r_ij')
-    for a in range(len(shown)):
-        for b in range(len(shown)):
-            if sub[a, b] > 0:
-                ax.text(b, a, f'{sub[a, b]:.2f}', ha='center', va='center', fontsize=7,
-                        color='w' if sub[a, b] < 0.6 * sub.max() else 'k')
+    for a, b in zip(*np.nonzero(sub > 0)):
+        ax.text(b, a, f'{sub[a, b]:.2f}', ha='center', va='center', fontsize=7,
+                color='w' if sub[a, b] < 0.6 * sub.max() else 'k')
     fig.colorbar(im, ax=ax)
     save_figure(fig, out_png)
     return shown
@@ -158,10 +154,8 @@ def multi_label_subset(ann: str | dict, iou_thr: None = None) -> dict:
     sets = object_label_sets([a['bbox'] for a in anns], [a['category_id'] for a in anns],
                              [a['image_id'] for a in anns])
     keep = {a['image_id'] for a, labels in zip(anns, sets) if len(labels) > 1}
-    out = dict(coco)
-    out['images'] = [im for im in coco['images'] if im['id'] in keep]
-    out['annotations'] = [a for a in coco['annotations'] if a['image_id'] in keep]
-    return out
+    return {**coco, 'images': [im for im in coco['images'] if im['id'] in keep],
+            'annotations': [a for a in coco['annotations'] if a['image_id'] in keep]}
 
 
 # -- Open Images ---------------------------------------------------------------

@@ -139,18 +139,19 @@ def per_class_ap_vs_frequency(ap, counts, classes):
     no AP (missing, NaN or negative, as COCO reports classes without ground
     truth) are dropped.
     """
-    rows = []
-    for c, name in enumerate(classes):
-        value = ap.get(name)
-        if value is None or not np.isfinite(value) or value < 0:
-            continue
-        rows.append((name, int(counts[c]), float(value)))
+    rows = [(name, int(counts[c]), float(ap[name])) for c, name in enumerate(classes)
+            if _has_ap(ap, name)]
     if not rows:
         raise ValueError(f'no per-class AP found for any of the classes {list(classes)}; run the '
                          'test with `--cfg-options test_evaluator.classwise=True`')
     rows.sort(key=lambda r: -r[1])
     names, cnts, aps = zip(*rows)
     return list(names), np.array(cnts), np.array(aps)
+
+
+def _has_ap(ap, name):
+    """``ap[name]`` exists and is a real AP (COCO writes NaN / -1 for no ground truth)."""
+    return ap.get(name) is not None and np.isfinite(ap[name]) and ap[name] >= 0
 
 
 def summarise_names(names, first=5):
@@ -210,9 +211,8 @@ def frequency_group_ap(ap, classes, frequencies, counts=None):
         raise ValueError(f'{len(frequencies)} frequencies for {len(classes)} classes')
     out = {}
     for group in ('r', 'c', 'f'):
-        vals = [ap[n] for c, n in enumerate(classes)
-                if frequencies[c] == group and n in ap and np.isfinite(ap[n]) and ap[n] >= 0
-                and (counts is None or counts[c] > 0)]
+        vals = [ap[n] for c, n in enumerate(classes) if frequencies[c] == group
+                and _has_ap(ap, n) and (counts is None or counts[c] > 0)]
         out[f'AP{group}'] = float(np.mean(vals)) if vals else float('nan')
         out[f'num_{group}'] = len(vals)
     return out
