@@ -38,21 +38,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from balancedet.analysis.sampling_stats import save_figure, subplots
 from balancedet.datasets.balanced_coco import (
     category_labels,
     category_parents,
     read_coco_annotations,
 )
-from balancedet.datasets.same_object import SAME_OBJECT_RULE, object_ids
-
-
-def _objects(anns):
-    """Group one image's annotations into objects (same-object rule)."""
-    obj, num = object_ids([a['bbox'] for a in anns])
-    groups = [[] for _ in range(num)]
-    for k, o in enumerate(obj.tolist()):
-        groups[o].append(anns[k])
-    return groups
+from balancedet.datasets.same_object import SAME_OBJECT_RULE, object_ids, object_label_sets
+from balancedet.datasets.samplers.class_index import concat_ranges
 
 
 def _check_iou_thr(iou_thr):
@@ -92,27 +85,14 @@ def estimate_concurrent_rate(ann: str | dict,
     else:
         raise TypeError(f'ann must be a file path or a COCO dict, got {type(ann).__name__}')
     classes, cat_to_label = category_labels(coco['categories'], classes)
-    num = len(classes)
-    n_obj = np.zeros(num, dtype=np.int64)
-    co = np.zeros((num, num), dtype=np.int64)
-    by_image = {}
-    for a in coco['annotations']:
-        if a.get('iscrowd', 0):
-            continue
-        if a['category_id'] not in cat_to_label:
-            continue  # category not among `classes`
-        by_image.setdefault(a['image_id'], []).append(a)
-    for anns in by_image.values():
-        for obj in _objects(anns):
-            labels = sorted({cat_to_label[a['category_id']] for a in obj})
-            n_obj[labels] += 1
-            for i in labels:
-                for j in labels:
-                    if i != j:
-                        co[i, j] += 1
-    r = np.divide(co, np.maximum(n_obj, 1)[:, None], dtype=np.float64)
-    return {'classes': list(classes), 'r': r, 'num_objects': n_obj, 'num_concurrent': co,
-                'parents': category_parents(coco['categories'], classes),
+    anns = [a for a in coco['annotations']
+            if not a.get('iscrowd', 0) and a['category_id'] in cat_to_label]
+    out = concurrent_rate_from_arrays(
+        [a['image_id'] for a in anns],
+        np.array([cat_to_label[a['category_id']] for a in anns], dtype=np.int64),
+        [a['bbox'] for a in anns], len(classes))
+    return {'classes': list(classes), **{k: out[k] for k in ('r', 'num_objects', 'num_concurrent')},
+            'parents': category_parents(coco['categories'], classes),
             'same_object': SAME_OBJECT_RULE}
 
 
@@ -123,17 +103,12 @@ def save_concurrent_rate(result: dict, out_file: str) -> None:
         return
     if not out_file.endswith('.json'):
         raise ValueError(f'out file {out_file!r} must end with .json or .npy')
-    data = {'classes': result['classes'], 'r': np.asarray(result['r']).tolist(),
-            'num_objects': np.asarray(result['num_objects']).tolist(),
-            'num_concurrent': np.asarray(result['num_concurrent']).tolist(),
-            'parents': {str(k): (int(v) if isinstance(v, (int, np.integer))
-                                 else [int(x) for x in v])
-                        for k, v in result['parents'].items()},
-            'same_object': result.get('same_object', SAME_OBJECT_RULE)}
-    for key in ('parent_without_leaf', 'num_images', 'num_boxes'):
-        if key in result:
-            val = result[key]
-            data[key] = val.tolist() if isinstance(val, np.ndarray) else val
+    data = {'classes': result['classes']}  # (np.asarray(v).tolist(): plain ints / lists)
+    data.update((k, np.asarray(result[k]).tolist()) for k in ('r', 'num_objects', 'num_concurrent'))
+    data['parents'] = {str(k): np.asarray(v).tolist() for k, v in result['parents'].items()}
+    data['same_object'] = result.get('same_object', SAME_OBJECT_RULE)
+    data.update((k, np.asarray(result[k]).tolist())
+                for k in ('parent_without_leaf', 'num_images', 'num_boxes') if k in result)
     with open(out_file, 'w') as f:
         json.dump(data, f, indent=1)
 
@@ -142,50 +117,31 @@ def top_pairs(result: dict, k: int = 20):
     """The ``k`` largest off-diagonal ``(r_ij, class_i, class_j)``."""
     r = np.asarray(result['r'], dtype=np.float64).copy()
     np.fill_diagonal(r, 0.0)
-    order = np.argsort(-r, axis=None, kind='stable')[:k]
-    out = []
-    for flat in order:
-        i, j = np.unravel_index(flat, r.shape)
-        if r[i, j] <= 0:
-            break
-        out.append((float(r[i, j]), result['classes'][i], result['classes'][j]))
-    return out
+    rows, cols = np.unravel_index(np.argsort(-r, axis=None, kind='stable')[:k], r.shape)
+    return [(float(r[i, j]), result['classes'][i], result['classes'][j])
+            for i, j in zip(rows, cols) if r[i, j] > 0]
 
 
 def plot_concurrent_rate(result: dict, out_png: str, top_k: int = 20) -> list:
     """Heat map of ``r`` restricted to the classes of the ``top_k`` largest
     pairs (the paper's Fig. 3a); returns the classes shown."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    pairs = top_pairs(result, top_k)
-    shown = []
-    for _, a, b in pairs:
-        for name in (a, b):
-            if name not in shown:
-                shown.append(name)
-    if not shown:
-        shown = list(result['classes'][:min(top_k, len(result['classes']))])
+    shown = list(dict.fromkeys(name for _, a, b in top_pairs(result, top_k)
+                               for name in (a, b))) or list(result['classes'][:top_k])
     idx = [result['classes'].index(n) for n in shown]
     sub = np.asarray(result['r'])[np.ix_(idx, idx)]
     size = 1.0 + 0.45 * len(shown)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig, ax = subplots(figsize=(size + 1.5, size))
     im = ax.imshow(sub, cmap='viridis', vmin=0.0, vmax=max(float(sub.max()), 1e-6))
     ax.set_xticks(range(len(shown)), shown, rotation=60, ha='right')
     ax.set_yticks(range(len(shown)), shown)
     ax.set_xlabel('j (also labelled as)')
     ax.set_ylabel('i (object class)')
     ax.set_title('concurrent rate r_ij')
-    for a in range(len(shown)):
-        for b in range(len(shown)):
-            if sub[a, b] > 0:
-                ax.text(b, a, f'{sub[a, b]:.2f}', ha='center', va='center', fontsize=7,
-                        color='w' if sub[a, b] < 0.6 * sub.max() else 'k')
+    for a, b in zip(*np.nonzero(sub > 0)):
+        ax.text(b, a, f'{sub[a, b]:.2f}', ha='center', va='center', fontsize=7,
+                color='w' if sub[a, b] < 0.6 * sub.max() else 'k')
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return shown
 
 
@@ -194,71 +150,34 @@ def multi_label_subset(ann: str | dict, iou_thr: None = None) -> dict:
     labels, with all their annotations (for mAP on the multi-label subset)."""
     _check_iou_thr(iou_thr)
     coco = read_coco_annotations(ann) if isinstance(ann, str) else ann
-    by_image = {}
-    for a in coco['annotations']:
-        if not a.get('iscrowd', 0):
-            by_image.setdefault(a['image_id'], []).append(a)
-    keep = {img for img, anns in by_image.items()
-            if any(len({a['category_id'] for a in obj}) > 1 for obj in _objects(anns))}
-    out = dict(coco)
-    out['images'] = [im for im in coco['images'] if im['id'] in keep]
-    out['annotations'] = [a for a in coco['annotations'] if a['image_id'] in keep]
-    return out
+    anns = [a for a in coco['annotations'] if not a.get('iscrowd', 0)]
+    sets = object_label_sets([a['bbox'] for a in anns], [a['category_id'] for a in anns],
+                             [a['image_id'] for a in anns])
+    keep = {a['image_id'] for a, labels in zip(anns, sets) if len(labels) > 1}
+    return {**coco, 'images': [im for im in coco['images'] if im['id'] in keep],
+            'annotations': [a for a in coco['annotations'] if a['image_id'] in keep]}
 
 
 # -- Open Images ---------------------------------------------------------------
 _V6_NEEDED = ('ImageID', 'LabelName', 'XMin', 'XMax', 'YMin', 'YMax')
 _PAD = 4096  # zero bytes after each chunk: a field wider than this is refused
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b'0123456789', np.uint8)] = np.arange(10)
-_HEX[np.frombuffer(b'abcdef', np.uint8)] = np.arange(10, 16)
-_HEX[np.frombuffer(b'ABCDEF', np.uint8)] = np.arange(10, 16)
-
-
-def _field(buf, start, end, width):
-    """``(N, width)`` uint8 matrix of the bytes ``buf[start:end]`` per row,
-    NUL padded."""
-    idx = start[:, None] + np.arange(width, dtype=start.dtype)
-    keep = idx < end[:, None]
-    out = buf[idx]  # (the buffer carries a zero tail as long as any field)
-    out *= keep
-    return out
-
-
-def _hex_ids(mat):
-    """``(N, 16)`` hex digits -> exact uint64, or None if some are not hex."""
-    if mat.shape[1] != 16:
-        return None
-    nib = _HEX[mat]
-    if (nib == 255).any():
-        return None
-    packed = (nib[:, 0::2] << 4) | nib[:, 1::2]
-    return np.ascontiguousarray(packed).view('>u8').reshape(-1).astype(np.uint64)
-
-
-def _mid_keys(mat):
-    """``(N, 16)`` NUL-padded MIDs -> two uint64 words each (exact)."""
-    return np.ascontiguousarray(mat).view(np.uint64).reshape(-1, 2)
+_HEX = np.full(256, 255, dtype=np.uint8)  # hex digit -> nibble, 255 for anything else
+_HEX[np.frombuffer(b'0123456789abcdefABCDEF', np.uint8)] = [*range(16), *range(10, 16)]
 
 
 class _Growing:
-    """Append-only array with amortised growth (no final concatenate)."""
+    """Append-only array with amortised growth (no final concatenate, whose
+    copy would raise the peak memory)."""
 
     def __init__(self, shape, dtype, capacity):
-        self.data = np.empty((max(capacity, 1), *shape), dtype=dtype)
-        self.n = 0
+        self.data, self.n = np.empty((max(capacity, 1), *shape), dtype=dtype), 0
 
     def extend(self, x):
         need = self.n + len(x)
         if need > len(self.data):
-            new = np.empty((int(need * 1.25) + 1, *self.data.shape[1:]), self.data.dtype)
-            new[:self.n] = self.data[:self.n]
-            self.data = new
+            self.data.resize((int(need * 1.25) + 1, *self.data.shape[1:]), refcheck=False)
         self.data[self.n:need] = x
         self.n = need
-
-    def result(self):
-        return self.data[:self.n]
 
 
 def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: int = 16 << 20):
@@ -282,14 +201,11 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
     mids = list(mid_to_label)
     if max(len(m.encode()) for m in mids) > 16:
         raise DatasetError('label file MIDs longer than 16 bytes are not supported')
-    mid_mat = np.zeros((len(mids), 16), dtype=np.uint8)
-    for i, m in enumerate(mids):
-        mid_mat[i, :len(m.encode())] = np.frombuffer(m.encode(), dtype=np.uint8)
-    mk = _mid_keys(mid_mat)
+    # a MID (NUL padded to 16 bytes) is two exact uint64 words; sorted for searchsorted
+    mk = np.array([m.encode() for m in mids], dtype='S16').view(np.uint64).reshape(-1, 2)
     mid_order = np.lexsort((mk[:, 1], mk[:, 0]))
     mk0, mk1 = mk[mid_order, 0], mk[mid_order, 1]
     mid_lab = np.array([mid_to_label[m] for m in mids], dtype=np.int16)[mid_order]
-    size = osp.getsize(ann_file)
     with open(ann_file, 'rb') as f:
         header = f.readline().decode('utf-8-sig').strip().split(',')
         missing = [c for c in _V6_NEEDED if c not in header]
@@ -300,57 +216,46 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
                                'IsDepiction,IsInside')
         ncol = len(header)
         col = {c: header.index(c) for c in _V6_NEEDED}
-        line0 = 2
-        rest = b''
-        out = None
-        raw_ids, all_hex, dropped = [], True, []
+        line0, rest, all_hex, dropped, out = 2, b'', True, [], None
         while True:
             chunk = f.read(chunk_bytes)
             data = rest + chunk
-            if not chunk:
-                if not data:
-                    break
-                if not data.endswith(b'\n'):
-                    data += b'\n'
-                rest = b''
-            else:
-                cut = data.rfind(b'\n')
-                rest, data = data[cut + 1:], data[:cut + 1]
-                if not data:
+            cut = data.rfind(b'\n') + 1 if chunk else len(data)  # whole lines only
+            rest, data = data[cut:], data[:cut]
+            if not data:
+                if chunk:
                     continue
+                break
+            if not data.endswith(b'\n'):
+                data += b'\n'
             nbytes = len(data)
             buf = np.frombuffer(data + bytes(_PAD), dtype=np.uint8)
             if (buf == 34).any():
                 raise DatasetError(f'annotation file {ann_file!r}: quoted fields are not '
                                    'supported by the fast reader (Open Images CSVs have none)')
             ends = np.flatnonzero(buf[:nbytes] == 10).astype(np.int32)
-            starts = np.empty_like(ends)
-            starts[0] = 0
-            starts[1:] = ends[:-1] + 1
+            starts = np.insert(ends[:-1] + 1, 0, 0)
             ends -= buf[np.maximum(ends - 1, 0)] == 13
             keep = ends > starts  # blank lines
             lines = line0 + np.flatnonzero(keep)
             line0 += keep.size
-            if not keep.all():
-                starts, ends = starts[keep], ends[keep]
+            starts, ends = starts[keep], ends[keep]
+            if not starts.size:
+                continue
             if out is None:  # capacity from the first chunk's bytes per row
-                cap = int(size / (len(data) / max(len(starts), 1)) * 1.05) + 1024
+                cap = int(osp.getsize(ann_file) / (nbytes / len(starts)) * 1.05) + 1024
                 out = (_Growing((), np.int64, cap), _Growing((), np.int16, cap),
                        _Growing((4, ), np.float64, cap))
             commas = np.flatnonzero(buf[:nbytes] == 44).astype(np.int32)
-            if commas.size != len(starts) * (ncol - 1):
-                per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
-                k = int(np.flatnonzero(per_row != ncol - 1)[0])
-                raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: '
-                                   f'{per_row[k] + 1} fields, the header has {ncol}')
-            cm = commas.reshape(-1, ncol - 1)
-            if len(starts) > 1 and ((cm[:, 0] < starts) | (cm[:, -1] > ends)).any():
+            cm = commas.reshape(-1, ncol - 1) if commas.size == len(starts) * (ncol - 1) else None
+            if cm is None or ((cm[:, 0] < starts) | (cm[:, -1] > ends)).any():
                 per_row = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
                 k = int(np.flatnonzero(per_row != ncol - 1)[0])
                 raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: '
                                    f'{per_row[k] + 1} fields, the header has {ncol}')
 
             def field(name, width=None):
+                """``(N, width)`` uint8 bytes of column ``name`` per row, NUL padded."""
                 c = col[name]
                 s = starts if c == 0 else cm[:, c - 1] + 1
                 e = ends if c == ncol - 1 else cm[:, c]
@@ -360,9 +265,12 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
                     k = int(np.argmax(e - s))
                     raise DatasetError(f'annotation file {ann_file!r} row {lines[k]}: {name} '
                                        f'is longer than {min(width, _PAD)} characters')
-                return _field(buf, s, e, width)
+                idx = s[:, None] + np.arange(width, dtype=s.dtype)
+                out = buf[idx]  # (the buffer carries a zero tail as long as any field)
+                out *= idx < e[:, None]
+                return out
 
-            key = _mid_keys(field('LabelName', 16))
+            key = field('LabelName', 16).view(np.uint64)
             pos = np.searchsorted(mk0, key[:, 0])
             # MIDs sharing the first word are few: step through them
             lab = np.full(len(key), -1, dtype=np.int32)
@@ -384,69 +292,34 @@ def read_openimages_boxes_fast(ann_file: str, mid_to_label: dict, chunk_bytes: i
             for j, name in enumerate(('XMin', 'YMin', 'XMax', 'YMax')):
                 mat = field(name)
                 try:
-                    xy[:, j] = np.ascontiguousarray(mat).view(f'S{mat.shape[1]}').reshape(
-                        -1).astype(np.float64)
+                    xy[:, j] = mat.view(f'S{mat.shape[1]}').reshape(-1).astype(np.float64)
                 except ValueError as err:
                     raise DatasetError(f'annotation file {ann_file!r}: a {name} value is not a '
                                        f'number ({err})') from None
             ok = check_normalised_boxes(xy, lines, ann_file)
-            idm = field('ImageID')
-            ids = _hex_ids(idm)
-            if ids is None:
-                all_hex = False
-            if all_hex:
-                raw_ids.append(None)
-            else:
-                raw_ids.append(np.ascontiguousarray(idm).view(f'S{idm.shape[1]}').reshape(-1))
-                ids = np.zeros(len(xy), dtype=np.uint64)
+            nib = _HEX[field('ImageID')]
+            if nib.shape[1] == 16 and (nib != 255).all():  # 16 hex digits: an exact uint64
+                ids = ((nib[:, 0::2] << 4) | nib[:, 1::2]).view('>u8').reshape(-1).astype(np.uint64)
+            else:  # other ImageIDs: read again as strings below
+                all_hex, ids = False, np.zeros(len(xy), dtype=np.uint64)
             if not ok.all():
                 dropped.append(lines[~ok])
                 ids, lab, xy = ids[ok], lab[ok], xy[ok]
-                if raw_ids[-1] is not None:
-                    raw_ids[-1] = raw_ids[-1][ok]
-            out[0].extend(ids.view(np.int64))
-            out[1].extend(lab)
-            out[2].extend(xy)
-    dropped = np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
+            for o, x in zip(out, (ids.view(np.int64), lab, xy)):
+                o.extend(x)
+    dropped = np.concatenate([np.zeros(0, np.int64), *dropped])
     if out is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros((0, 4)), dropped
-    img, labels, coords = (o.result() for o in out)
-    if not all_hex:  # some ImageIDs are not 16 hex digits: exact ids from the strings
-        if any(r is None for r in raw_ids):  # earlier chunks were hex: re-read as strings
-            return _read_ids_as_strings(ann_file, labels, coords, dropped, col['ImageID'])
-        width = max(r.dtype.itemsize for r in raw_ids)
-        allraw = np.concatenate([r.astype(f'S{width}') for r in raw_ids])
-        img = np.unique(allraw, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    img, labels, coords = (o.data[:o.n] for o in out)
+    if not all_hex:  # rare path: exact ids from the ImageID strings, row by row
+        import csv
+        drop = set(dropped.tolist())
+        with open(ann_file, newline='') as f:
+            rows = enumerate(csv.reader(f), 1)
+            next(rows)
+            ids = [row[col['ImageID']] for n, row in rows if row and n not in drop]
+        img = np.unique(np.asarray(ids), return_inverse=True)[1].reshape(-1).astype(np.int64)
     return img, labels, coords, dropped
-
-
-def _read_ids_as_strings(ann_file, labels, coords, dropped, id_col):
-    """Rare path: ImageIDs that are not all 16 hex digits, read row by row."""
-    import csv
-    drop = set(dropped.tolist())
-    ids = []
-    with open(ann_file, newline='') as f:
-        reader = csv.reader(f)
-        next(reader)
-        for lineno, row in enumerate(reader, 2):
-            if row and lineno not in drop:
-                ids.append(row[id_col])
-    img = np.unique(np.asarray(ids), return_inverse=True)[1].reshape(-1).astype(np.int64)
-    return img, labels, coords, dropped
-
-
-def _pairs_within_objects(pair_obj, num_objects):
-    """Row indices ``(a, b)``, ``a != b``, of every two rows of one object
-    (rows sorted by object)."""
-    size = np.bincount(pair_obj, minlength=num_objects)
-    start = np.r_[0, np.cumsum(size)[:-1]]
-    rows = np.flatnonzero(size[pair_obj] > 1)
-    reps = size[pair_obj[rows]]
-    a = np.repeat(rows, reps)
-    first = np.repeat(np.cumsum(reps) - reps, reps)
-    b = start[pair_obj[a]] + (np.arange(a.size) - first)
-    keep = a != b
-    return a[keep], b[keep]
 
 
 def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
@@ -464,7 +337,15 @@ def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
     pair_obj, pair_lab = np.divmod(key, c)
     del key
     n_obj = np.bincount(pair_lab, minlength=c).astype(np.int64)
-    a, b = _pairs_within_objects(pair_obj, num_obj)
+    # rows (a, b), a != b, of one object: rows are sorted by object, so an
+    # object's rows are the range start .. start + size
+    size = np.bincount(pair_obj, minlength=num_obj)
+    rows = np.flatnonzero(size[pair_obj] > 1)
+    reps = size[pair_obj[rows]]
+    a = np.repeat(rows, reps)
+    b = concat_ranges((np.cumsum(size) - size)[pair_obj[rows]], reps)
+    keep = a != b
+    a, b = a[keep], b[keep]
     co = np.bincount(pair_lab[a] * c + pair_lab[b], minlength=c * c).reshape(c, c)
     r = np.divide(co, np.maximum(n_obj, 1)[:, None], dtype=np.float64)
     out = {'r': r, 'num_objects': n_obj, 'num_concurrent': co.astype(np.int64),
@@ -521,22 +402,16 @@ def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
 def plot_parent_without_leaf(result: dict, out_png: str, top_k: int = 30) -> list:
     """Bar chart of the parents with the largest share of objects that carry
     no descendant label (the paper's Fig. 3b); returns the classes shown."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     share = np.asarray(result['parent_without_leaf'], dtype=np.float64)
     n = np.asarray(result['num_objects'])
     ok = np.flatnonzero(np.isfinite(share))
     order = ok[np.lexsort((-n[ok], -share[ok]))][:top_k]
     names = [result['classes'][i] for i in order]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(order) + 2), 4))
+    fig, ax = subplots(figsize=(max(4.0, 0.35 * len(order) + 2), 4))
     ax.bar(range(len(order)), share[order])
     ax.set_xticks(range(len(order)), names, rotation=70, ha='right')
     ax.set_ylabel('share of objects without a leaf label')
     ax.set_ylim(0, 1)
     ax.set_title('parent annotations without a leaf')
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out_png)
     return names

@@ -52,8 +52,8 @@ def effective_number_weights(counts, beta=0.999, background_weight=None):
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 1 or counts.size == 0:
         raise ValueError('counts must be a non-empty 1-D list of per-class sample counts')
-    if np.any(counts < 1):
-        bad = np.flatnonzero(counts < 1).tolist()
+    bad = np.flatnonzero(counts < 1).tolist()
+    if bad:
         raise ValueError(f'classes {bad} have no training sample, so their effective number is 0 '
                          'and the weight infinite; drop them from metainfo.classes or add data')
     inv = 1.0 / effective_number(counts, beta)
@@ -71,8 +71,6 @@ def instance_counts_from_coco(ann_file, classes=None):
     """
     coco = read_coco_annotations(ann_file)
     classes, id2label = category_labels(coco['categories'], classes)
-    counts = np.zeros(len(classes), dtype=np.int64)
-    for ann in coco['annotations']:
-        if not ann.get('iscrowd', 0) and ann['category_id'] in id2label:
-            counts[id2label[ann['category_id']]] += 1
-    return list(classes), counts
+    labels = [id2label[a['category_id']] for a in coco['annotations']
+              if not a.get('iscrowd', 0) and a['category_id'] in id2label]
+    return list(classes), np.bincount(labels, minlength=len(classes)).astype(np.int64)

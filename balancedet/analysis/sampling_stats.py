@@ -107,15 +107,11 @@ def format_sampling_stats(stats, classes=None, top=None):
 
 def plot_sampling_stats(stats, out_file, classes=None):
     """Save a PNG: E_i and unseen share against class frequency rank."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     counts = stats['counts']
     order = np.argsort(-counts, kind='stable')
     order = order[counts[order] > 0]
     rank = np.arange(1, len(order) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 4))
     ax1.plot(rank, counts[order], 'k--', label='n_i (images)')
     for lam, s in stats['per_lambda'].items():
         ax1.plot(rank, s['expected_draws'][order], label=f'E_i, lambda={lam:g}')
@@ -133,7 +129,7 @@ def plot_sampling_stats(stats, out_file, classes=None):
         for ax in (ax1, ax2):
             ax.set_xticks(rank)
             ax.set_xticklabels([classes[c] for c in order], rotation=60, fontsize=7)
-    return _save_figure(fig, out_file)
+    return save_figure(fig, out_file)
 
 
 def per_class_ap_vs_frequency(ap, counts, classes):
@@ -143,18 +139,19 @@ def per_class_ap_vs_frequency(ap, counts, classes):
     no AP (missing, NaN or negative, as COCO reports classes without ground
     truth) are dropped.
     """
-    rows = []
-    for c, name in enumerate(classes):
-        value = ap.get(name)
-        if value is None or not np.isfinite(value) or value < 0:
-            continue
-        rows.append((name, int(counts[c]), float(value)))
+    rows = [(name, int(counts[c]), float(ap[name])) for c, name in enumerate(classes)
+            if _has_ap(ap, name)]
     if not rows:
         raise ValueError(f'no per-class AP found for any of the classes {list(classes)}; run the '
                          'test with `--cfg-options test_evaluator.classwise=True`')
     rows.sort(key=lambda r: -r[1])
     names, cnts, aps = zip(*rows)
     return list(names), np.array(cnts), np.array(aps)
+
+
+def _has_ap(ap, name):
+    """``ap[name]`` exists and is a real AP (COCO writes NaN / -1 for no ground truth)."""
+    return ap.get(name) is not None and np.isfinite(ap[name]) and ap[name] >= 0
 
 
 def summarise_names(names, first=5):
@@ -214,9 +211,8 @@ def frequency_group_ap(ap, classes, frequencies, counts=None):
         raise ValueError(f'{len(frequencies)} frequencies for {len(classes)} classes')
     out = {}
     for group in ('r', 'c', 'f'):
-        vals = [ap[n] for c, n in enumerate(classes)
-                if frequencies[c] == group and n in ap and np.isfinite(ap[n]) and ap[n] >= 0
-                and (counts is None or counts[c] > 0)]
+        vals = [ap[n] for c, n in enumerate(classes) if frequencies[c] == group
+                and _has_ap(ap, n) and (counts is None or counts[c] > 0)]
         out[f'AP{group}'] = float(np.mean(vals)) if vals else float('nan')
         out[f'num_{group}'] = len(vals)
     return out
@@ -238,13 +234,9 @@ def plot_ap_vs_frequency(runs, out_file):
         runs (dict): label -> ``(names, counts, aps)`` from
             :func:`per_class_ap_vs_frequency` (same classes in every run).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     names, counts = merge_runs(runs)
     # one labelled tick per class up to 40 classes; beyond (LVIS) the width stays bounded
-    fig, ax1 = plt.subplots(figsize=(min(max(6, 0.45 * len(names)), 18), 4))
+    fig, ax1 = subplots(figsize=(min(max(6, 0.45 * len(names)), 18), 4))
     x = np.arange(len(names))
     ax2 = ax1.twinx()
     ax2.bar(x, counts, color='0.85', label='training images')
@@ -262,10 +254,18 @@ def plot_ap_vs_frequency(runs, out_file):
     ax1.set_ylabel('AP (%)')
     ax1.set_xlabel('class, most frequent first')
     ax1.legend(fontsize=8)
-    return _save_figure(fig, out_file)
+    return save_figure(fig, out_file)
 
 
-def _save_figure(fig, out_file):
+def subplots(*args, **kwargs):
+    """``matplotlib.pyplot.subplots`` on the non-interactive Agg backend."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, out_file):
     """Write ``fig`` to ``out_file`` (creating its folder) and close it."""
     import matplotlib.pyplot as plt
     fig.tight_layout()

@@ -27,6 +27,7 @@ samplers share: every rank builds the same global sequence from
 """
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -166,44 +167,34 @@ class ClassImageIndex:
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
         num_images = len(dataset)
-        expand = _ancestor_expander(dataset, len(classes)) if count_descendants else None
         if hasattr(dataset, 'get_class_image_pairs'):
             img_inds, labels = dataset.get_class_image_pairs()
-            if expand is not None:
-                img_inds, labels = expand(img_inds, labels)
-            return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
-        img_chunks, lab_chunks = [], []
-        use_info = hasattr(dataset, 'get_data_info')
-        if not (use_info or hasattr(dataset, 'get_cat_ids')):
-            raise TypeError(f'{type(dataset).__name__} has neither get_data_info() nor '
-                            'get_cat_ids(); class-based samplers need one of them')
-        for i in range(num_images):
-            info = dataset.get_data_info(i) if use_info else None
-            if info is not None and 'instances' in info:
-                labels = []
-                for inst in info['instances']:
-                    if inst.get('ignore_flag', 0):
-                        continue
-                    labels.append(inst['bbox_label'])
-                    labels.extend(inst.get('multi_labels', ()))
-            else:
-                labels = list(dataset.get_cat_ids(i))
-            if labels:
-                lab_chunks.append(np.asarray(labels, dtype=np.int64))
-                img_chunks.append(np.full(len(labels), i, dtype=np.int64))
-        if lab_chunks:
-            img_inds, labels = np.concatenate(img_chunks), np.concatenate(lab_chunks)
         else:
-            img_inds = labels = np.zeros(0, dtype=np.int64)
-        if expand is not None:
-            img_inds, labels = expand(img_inds, labels)
+            use_info = hasattr(dataset, 'get_data_info')
+            if not (use_info or hasattr(dataset, 'get_cat_ids')):
+                raise TypeError(f'{type(dataset).__name__} has neither get_data_info() nor '
+                                'get_cat_ids(); class-based samplers need one of them')
+            per_image = []
+            for i in range(num_images):
+                info = dataset.get_data_info(i) if use_info else None
+                if info is not None and 'instances' in info:
+                    per_image.append([lab for inst in info['instances']
+                                      if not inst.get('ignore_flag', 0)
+                                      for lab in (inst['bbox_label'],
+                                                  *inst.get('multi_labels', ()))])
+                else:
+                    per_image.append(list(dataset.get_cat_ids(i)))
+            labels = np.fromiter(itertools.chain.from_iterable(per_image), dtype=np.int64)
+            img_inds = np.repeat(np.arange(num_images), [len(x) for x in per_image])
+        if count_descendants:
+            img_inds, labels = _with_ancestors(dataset, img_inds, labels)
         return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
 
 
-def _ancestor_expander(dataset, num_classes: int):
-    """``(img_inds, labels) -> pairs plus (img, ancestor)`` for every ancestor
-    of each label, from ``dataset.metainfo['parents']`` (vectorised: CSR
-    ancestor lists, no ``(N, C)`` matrix)."""
+def _with_ancestors(dataset, img_inds, labels):
+    """The pairs plus ``(img, ancestor)`` for every ancestor of each label, from
+    ``dataset.metainfo['parents']`` (vectorised: CSR ancestor lists, no
+    ``(N, C)`` matrix)."""
     from balancedet.datasets.hierarchy import ClassHierarchy
     meta = getattr(dataset, 'metainfo', {})
     parents = meta.get('parents')
@@ -211,25 +202,20 @@ def _ancestor_expander(dataset, num_classes: int):
         raise ValueError('count_descendants=True needs a class hierarchy: the dataset\'s '
                          "metainfo has no 'parents' (OpenImagesMultiLabelDataset and "
                          'BalancedCocoDataset with supercategory links provide it)')
-    norm = {int(k): ([v] if isinstance(v, (int, np.integer)) else list(v))
-            for k, v in parents.items()}
-    hier = ClassHierarchy(meta['classes'], norm, source="metainfo['parents']")
-    anc = hier.ancestor_matrix
+    anc = ClassHierarchy(meta['classes'], parents, source="metainfo['parents']").ancestor_matrix
     n_anc = anc.sum(axis=1)
-    anc_idx = np.nonzero(anc)[1]
-    anc_off = np.r_[0, np.cumsum(n_anc)]
+    img_inds, labels = np.asarray(img_inds), np.asarray(labels, dtype=np.int64)
+    reps = n_anc[labels]
+    pos = concat_ranges(np.r_[0, np.cumsum(n_anc)][labels], reps)
+    return (np.concatenate([img_inds, np.repeat(img_inds, reps)]),
+            np.concatenate([labels, np.nonzero(anc)[1][pos]]))
 
-    def expand(img_inds, labels):
-        img_inds, labels = np.asarray(img_inds), np.asarray(labels, dtype=np.int64)
-        reps = n_anc[labels]
-        total = int(reps.sum())
-        if total == 0:
-            return img_inds, labels
-        first = np.repeat(np.cumsum(reps) - reps, reps)
-        pos = np.repeat(anc_off[labels], reps) + (np.arange(total) - first)
-        return (np.concatenate([img_inds, np.repeat(img_inds, reps)]),
-                np.concatenate([labels, anc_idx[pos]]))
-    return expand
+
+def concat_ranges(starts, lengths) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + (np.arange(first.size) - first)
 
 
 class ClassIndexSamplerBase(Sampler):
@@ -260,7 +246,7 @@ class ClassIndexSamplerBase(Sampler):
 
     # -- to be provided by subclasses -------------------------------------
     def _epoch_length(self) -> int:
-        raise NotImplementedError
+        return len(self.dataset)  # (never 0: an empty dataset fails in _build_index)
 
     def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -282,17 +268,13 @@ class ClassIndexSamplerBase(Sampler):
                              'the filter_cfg of the dataset')
         return index
 
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch])
-
     def global_indices(self) -> np.ndarray:
         """The whole epoch's sequence before sharding (same on every rank)."""
-        return self._global_indices(self._rng())
+        return self._global_indices(np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch]))
 
     @property
     def total_size(self) -> int:
-        n = self._epoch_length()
-        return self.num_samples * self.world_size if self.round_up else n
+        return self.num_samples * self.world_size if self.round_up else self._epoch_length()
 
     @property
     def num_samples(self) -> int:

@@ -25,7 +25,7 @@ from mmdet.registry import DATA_SAMPLERS
 
 from balancedet.utils import check_choice, check_number
 
-from .class_index import ClassIndexSamplerBase
+from .class_index import ClassIndexSamplerBase, concat_ranges
 
 ICIP_STRATEGIES = ('base', 'random', 'balanced')
 
@@ -64,9 +64,7 @@ class ICIPStrategySampler(ClassIndexSamplerBase):
     def _epoch_length(self) -> int:
         if self.strategy == 'balanced':
             return self.images_per_class * len(self._valid)
-        if len(self.dataset) < 1:
-            raise ValueError('ICIPStrategySampler: the dataset is empty (epoch length 0)')
-        return len(self.dataset)
+        return super()._epoch_length()
 
     def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
         if self.strategy == 'base':
@@ -82,8 +80,7 @@ def balanced_epoch(index, classes, k: int, rng: np.random.Generator) -> np.ndarr
     # Random rank of every image inside its class list: sort random keys per class.
     owner = np.repeat(np.arange(len(classes)), counts)
     starts = index.offsets[classes]
-    members = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, counts)]) \
-        if len(classes) != index.num_classes else np.arange(index.images.size)
+    members = concat_ranges(starts, counts)
     order = np.lexsort((rng.random(members.size), owner))
     shuffled = members[order]                      # each class's positions, shuffled
     # Output slot j of class c takes the (j mod n_c)-th shuffled image of c.

@@ -106,26 +106,14 @@ class SoftBalanceSampler(ClassIndexSamplerBase):
         self._cdf /= self._cdf[-1]
 
     def _epoch_length(self) -> int:
-        if self.num_samples_per_epoch is not None:
-            return self.num_samples_per_epoch
-        if len(self.dataset) < 1:
-            raise ValueError('SoftBalanceSampler: the dataset is empty, so the epoch length would '
-                             'be 0; set num_samples_per_epoch or fix the dataset')
-        return len(self.dataset)
+        return self.num_samples_per_epoch or super()._epoch_length()
 
     def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
-        return sample_soft_balance(self.index, self._valid, self._cdf,
-                                   self.total_size if self.round_up else self._epoch_length(),
-                                   rng)
-
-
-
-def sample_soft_balance(index, valid_classes, cdf, size: int,
-                        rng: np.random.Generator) -> np.ndarray:
-    """Draw ``size`` images: a class by the given CDF, then an image of it uniformly."""
-    cls = valid_classes[np.searchsorted(cdf, rng.random(size), side='right').clip(
-        max=len(valid_classes) - 1)]
-    counts = index.counts[cls]
-    within = (rng.random(size) * counts).astype(np.int64)
-    np.minimum(within, counts - 1, out=within)
-    return index.images[index.offsets[cls] + within]
+        """``total_size`` draws: a class ``i ~ P_s*``, then an image of it uniformly."""
+        size = self.total_size
+        cls = self._valid[np.searchsorted(self._cdf, rng.random(size), side='right').clip(
+            max=len(self._valid) - 1)]
+        counts = self.index.counts[cls]
+        within = (rng.random(size) * counts).astype(np.int64)
+        np.minimum(within, counts - 1, out=within)
+        return self.index.images[self.index.offsets[cls] + within]
