@@ -44,8 +44,12 @@ from balancedet.datasets.balanced_coco import (
     category_parents,
     read_coco_annotations,
 )
-from balancedet.datasets.same_object import SAME_OBJECT_RULE, object_ids, object_label_sets
-from balancedet.datasets.samplers.class_index import concat_ranges
+from balancedet.datasets.same_object import (
+    SAME_OBJECT_RULE,
+    object_ids,
+    object_label_sets,
+    pairs_within_objects,
+)
 
 
 def _check_iou_thr(iou_thr):
@@ -337,15 +341,7 @@ def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
     pair_obj, pair_lab = np.divmod(key, c)
     del key
     n_obj = np.bincount(pair_lab, minlength=c).astype(np.int64)
-    # rows (a, b), a != b, of one object: rows are sorted by object, so an
-    # object's rows are the range start .. start + size
-    size = np.bincount(pair_obj, minlength=num_obj)
-    rows = np.flatnonzero(size[pair_obj] > 1)
-    reps = size[pair_obj[rows]]
-    a = np.repeat(rows, reps)
-    b = concat_ranges((np.cumsum(size) - size)[pair_obj[rows]], reps)
-    keep = a != b
-    a, b = a[keep], b[keep]
+    a, b = pairs_within_objects(pair_obj, num_obj)
     co = np.bincount(pair_lab[a] * c + pair_lab[b], minlength=c * c).reshape(c, c)
     r = np.divide(co, np.maximum(n_obj, 1)[:, None], dtype=np.float64)
     out = {'r': r, 'num_objects': n_obj, 'num_concurrent': co.astype(np.int64),

@@ -77,7 +77,7 @@ from mmdet.registry import DATASETS
 
 from .box_rules import DatasetError, check_boxes, warn_dropped
 from .hierarchy import ClassHierarchy, HierarchyError, load_openimages_hierarchy, read_label_file
-from .same_object import object_ids
+from .same_object import object_ids, pairs_within_objects
 
 V6_REQUIRED = ('ImageID', 'LabelName', 'XMin', 'XMax', 'YMin', 'YMax', 'IsGroupOf')
 V6_FLAGS = ('IsOccluded', 'IsTruncated', 'IsGroupOf', 'IsDepiction', 'IsInside')
@@ -268,11 +268,9 @@ def read_metas(path, backend_args=None):
 def _primary_labels(obj, labels, num_objects, anc):
     """Per object: the first label (file order) that is not an ancestor of
     another label of the object (one always exists in a DAG)."""
-    from balancedet.analysis.concurrent_rate import _pairs_within_objects
-
     # a row is "covered" when another row of its object has a descendant label
     order = np.argsort(obj, kind='stable')
-    a, b = (order[x] for x in _pairs_within_objects(obj[order], num_objects))
+    a, b = (order[x] for x in pairs_within_objects(obj[order], num_objects))
     covered = np.zeros(len(obj), dtype=bool)
     covered[a[anc[labels[b], labels[a]]]] = True
     primary = np.empty(num_objects, dtype=np.int64)

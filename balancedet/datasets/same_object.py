@@ -118,3 +118,18 @@ def object_label_sets(boxes, labels, image_ids=None) -> list[list[int]]:
     bounds = np.searchsorted(pairs[:, 0], np.arange(num + 1)).tolist()
     sets = [pairs[a:b, 1].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     return [sets[o] for o in obj.tolist()]
+
+
+def pairs_within_objects(obj, num_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(a, b)``, ``a != b``, of every two rows of one object.
+
+    ``obj`` holds each row's object index with the rows sorted by object (so
+    an object's rows are one range ``start .. start + size``)."""
+    from balancedet.datasets.samplers.class_index import concat_ranges
+    size = np.bincount(obj, minlength=num_objects)
+    rows = np.flatnonzero(size[obj] > 1)
+    reps = size[obj[rows]]
+    a = np.repeat(rows, reps)
+    b = concat_ranges((np.cumsum(size) - size)[obj[rows]], reps)
+    keep = a != b
+    return a[keep], b[keep]
