@@ -5,28 +5,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from concurrent_softmax_ref import naive_eq3, pad_bg
 from mmdet.registry import MODELS
 
 from balancedet.models.losses.concurrent_softmax_loss import (
     ConcurrentSoftmaxLoss,
     load_concurrent_rate,
 )
-
-
-def naive_eq3(z, y, r_full):
-    """Literal eq. 3, per box, in float64: -sum_i y_i log sigma*_i."""
-    n, c1 = z.shape
-    out = []
-    for b in range(n):
-        tot = 0.0
-        for i in range(c1):
-            if y[b, i]:
-                den = torch.exp(z[b, i])
-                for j in range(c1):
-                    den = den + (1 - y[b, j]) * (1 - r_full[i, j]) * torch.exp(z[b, j])
-                tot = tot - (z[b, i] - torch.log(den))
-        out.append(tot)
-    return torch.stack(out)
 
 
 def eq4_grad(z, y, r_full):
@@ -44,13 +29,6 @@ def eq4_grad(z, y, r_full):
             else:
                 g[b, i] = sum((1 - r_full[k, i]) * e[b, i] / den[k] for k in K)
     return g
-
-
-def pad_bg(r):
-    c = r.shape[0]
-    full = torch.zeros(c + 1, c + 1, dtype=torch.float64)
-    full[:c, :c] = torch.as_tensor(r, dtype=torch.float64)
-    return full
 
 
 def random_case(seed, n=7, c=5):

@@ -7,6 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from concurrent_softmax_ref import naive_eq3, pad_bg
 from conftest import REPO
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
@@ -14,7 +15,6 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
-from test_concurrent_softmax_loss import naive_eq3, pad_bg
 
 import balancedet  # noqa: F401
 from balancedet.analysis.concurrent_rate import (
