@@ -50,6 +50,7 @@ import math
 import os
 import os.path as osp
 from collections import OrderedDict
+from itertools import chain, count
 
 import numpy as np
 import torch
@@ -62,6 +63,7 @@ from .safe_checkpoint import (
     CheckpointFormatError,
     UnsafeCheckpointError,
     _Refusal,
+    array_from_bytes,
     history_buffer_from_values,
     plain_dtype,
     safe_torch_load,
@@ -94,13 +96,9 @@ class _Encoder:
         self._seen = {}
 
     def _tensor_name(self, where):
-        name = where or 'tensor'
-        if name in self.tensors:
-            i = 1
-            while f'{name}#{i}' in self.tensors:
-                i += 1
-            name = f'{name}#{i}'
-        return name
+        base = where or 'tensor'
+        return next(name for name in chain([base], (f'{base}#{i}' for i in count(1)))
+                    if name not in self.tensors)
 
     def __call__(self, obj, where=''):
         if obj is None or isinstance(obj, (bool, str)):
@@ -179,12 +177,7 @@ def _array_from_json(spec):
     shape = spec['shape']
     if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
         raise _Refusal(f'array shape {shape!r} is invalid')
-    raw = base64.b64decode(spec['data'], validate=True)
-    count = math.prod(shape)
-    if len(raw) != count * dtype.itemsize:
-        raise _Refusal(f'array of shape {shape} and dtype {dtype} needs {count * dtype.itemsize} '
-                       f'bytes, the file holds {len(raw)}')
-    return np.frombuffer(raw, dtype=dtype, count=count).copy().reshape(shape)
+    return array_from_bytes(base64.b64decode(spec['data'], validate=True), dtype, shape)
 
 
 def _decoder(tensors):
@@ -240,25 +233,17 @@ def _decoder(tensors):
     return decode
 
 
-def _read_header(raw_head, name):
-    if len(raw_head) < 8:
-        raise CheckpointFormatError(f'safetensors file {name!r} is truncated (no header)')
-    size = int.from_bytes(raw_head[:8], 'little')
-    return size
-
-
 def _metadata(source, name):
     if isinstance(source, str):
         with open(source, 'rb') as f:
-            head = f.read(8)
-            size = _read_header(head, name)
-            header = f.read(size)
-    else:
-        pos = source.tell()
-        head = source.read(8)
-        size = _read_header(head, name)
-        header = source.read(size)
-        source.seek(pos)
+            return _metadata(f, name)
+    pos = source.tell()
+    head = source.read(8)
+    if len(head) < 8:
+        raise CheckpointFormatError(f'safetensors file {name!r} is truncated (no header)')
+    size = int.from_bytes(head, 'little')
+    header = source.read(size)
+    source.seek(pos)
     if len(header) != size:
         raise CheckpointFormatError(f'safetensors file {name!r} is truncated (header cut short)')
     try:
