@@ -37,9 +37,6 @@ annotation file (classes without are left out rather than reported as NaN).
 """
 from __future__ import annotations
 
-import json
-import os
-import os.path as osp
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -48,6 +45,7 @@ import pycocotools.mask as mask_utils
 from mmdet.registry import METRICS
 from mmdet.structures.mask import encode_mask_results
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 
 from balancedet.datasets.balanced_coco import DatasetError, category_labels
@@ -195,12 +193,10 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
             recall[t, k, a] = rc[-1] if rc.size else 0
             pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
             # precision at recall r: the best precision at any recall >= r
-            pr = np.maximum.accumulate(pr[::-1])[::-1] if pr.size else pr
+            pr = np.maximum.accumulate(pr[::-1])[::-1]
             at = np.searchsorted(rc, REC_THRS, side='left')
-            row = np.zeros(num_r)
-            valid = at < pr.size
-            row[valid] = pr[at[valid]]  # recall points beyond the curve: 0
-            precision[t, :, k, a] = row
+            # recall points beyond the curve (at == pr.size) get the appended 0
+            precision[t, :, k, a] = np.append(pr, 0.0)[at]
     freq = {c['id']: c.get('frequency') for c in gt['categories']}
     groups = {g: [cat_index[c] for c in cat_ids if freq[c] == g] for g in FREQUENCY_GROUPS}
 
@@ -311,13 +307,8 @@ class BalancedLVISMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict:
         logger = MMLogger.get_current_instance()
         dets = self.results_to_json(results)
-        if self.outfile_prefix:
-            for m, rs in dets.items():
-                path = f'{self.outfile_prefix}.{m}.json'
-                if osp.dirname(path):
-                    os.makedirs(osp.dirname(path), exist_ok=True)
-                with open(path, 'w') as f:
-                    json.dump(rs, f)
+        for m, rs in dets.items() if self.outfile_prefix else ():
+            dump(rs, f'{self.outfile_prefix}.{m}.json')   # creates the folder
         if self.format_only:
             logger.info(f'results written to {self.outfile_prefix}.*.json')
             return {}
