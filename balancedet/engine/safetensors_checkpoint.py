@@ -93,7 +93,6 @@ class _Encoder:
 
     def __init__(self):
         self.tensors = OrderedDict()
-        self._seen = {}
 
     def _tensor_name(self, where):
         base = where or 'tensor'
@@ -125,9 +124,9 @@ class _Encoder:
         if isinstance(obj, np.generic):
             return {'$npscalar': _array_json(np.asarray(obj), where)}
         if isinstance(obj, HistoryBuffer):
-            log, count = obj.data
-            return {'$history': dict(max_length=int(obj.max_length),
-                                     log=_array_json(log, where), count=_array_json(count, where))}
+            log, counts = obj.data
+            return {'$history': dict(max_length=int(obj.max_length), log=_array_json(log, where),
+                                     count=_array_json(counts, where))}
         if isinstance(obj, (bytes, bytearray)):
             return {'$bytes': _b64(bytes(obj))}
         if isinstance(obj, list):
