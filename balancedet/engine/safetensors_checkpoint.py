@@ -180,6 +180,11 @@ def _array_from_json(spec):
 
 
 def _decoder(tensors):
+    # tags whose value must be a key of a table: (table, what a missing key is)
+    lookups = {'$float': ({v: float(v) for v in ('nan', 'inf', '-inf')}, 'float'),
+               '$tensor': (tensors, 'a reference to a missing tensor'),
+               '$tdtype': (_TORCH_DTYPES, 'torch dtype')}
+
     def decode(node):
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
@@ -188,20 +193,13 @@ def _decoder(tensors):
         if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _TAGS:
             raise _Refusal(f'an unknown JSON record {str(node)[:80]}')
         (tag, val), = node.items()
-        if tag == '$float':
-            if val not in ('nan', 'inf', '-inf'):
-                raise _Refusal(f'float {val!r}')
-            return float(val)
-        if tag == '$tensor':
-            if val not in tensors:
-                raise _Refusal(f'a reference to a missing tensor {val!r}')
-            return tensors[val]
+        if tag in lookups:
+            table, what = lookups[tag]
+            if not isinstance(val, str) or val not in table:
+                raise _Refusal(f'{what} {val!r}')
+            return table[val]
         if tag == '$size':
             return torch.Size(decode(val))
-        if tag == '$tdtype':
-            if val not in _TORCH_DTYPES:
-                raise _Refusal(f'torch dtype {val!r}')
-            return _TORCH_DTYPES[val]
         if tag == '$ndarray':
             return _array_from_json(val)
         if tag == '$npscalar':
