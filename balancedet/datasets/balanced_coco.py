@@ -112,8 +112,7 @@ def read_coco_annotations(ann_file, backend_args=None):
     images = coco['images']
     img_pos = unique_ids('images', _IMAGE_FIELDS)
     for img in images:
-        if not (_is_number(img['width']) and _is_number(img['height'])
-                and img['width'] > 0 and img['height'] > 0):
+        if not all(_is_number(img[side]) and img[side] > 0 for side in ('width', 'height')):
             raise DatasetError(f'annotation file {ann_file!r}: image {img["id"]!r} has width '
                                f'{img["width"]!r} and height {img["height"]!r}; expected '
                                'positive numbers')
