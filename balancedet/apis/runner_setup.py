@@ -77,6 +77,10 @@ _KNOWN_SCHEMAS = {'randomness': frozenset(inspect.signature(Runner.set_randomnes
                                 - {'self'}}
 
 
+def _closest(name, candidates, n):
+    return ', '.join(difflib.get_close_matches(name, candidates, n=n, cutoff=0.6))
+
+
 def check_cfg_options(cfg, cfg_options):
     """Validate ``--cfg-options`` against ``cfg``; return them with ``+`` prefixes removed.
 
@@ -100,23 +104,15 @@ def check_cfg_options(cfg, cfg_options):
         out[key] = value
         parts = key.split('.')
         found, parent, depth = _walk(tree, parts)
-        if found:
-            continue
-        if depth == 0 and len(parts) == 1 and key in _RUNNER_KEYS:
-            continue
-        if depth == len(parts) - 1 and isinstance(parent, dict):
-            if 'type' in parent:
-                continue
-            if depth == 1 and parts[0] in _KNOWN_SCHEMAS and parts[1] in _KNOWN_SCHEMAS[parts[0]]:
-                continue
-        bad.append(key)
+        if not (found or (len(parts) == 1 and key in _RUNNER_KEYS) or (
+                depth == len(parts) - 1 and isinstance(parent, dict) and (
+                    'type' in parent
+                    or (depth == 1 and parts[1] in _KNOWN_SCHEMAS.get(parts[0], ()))))):
+            bad.append(key)
     if bad:
         candidates = sorted(set(_all_keys(tree)) | _RUNNER_KEYS)
-        lines = []
-        for key in bad:
-            close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
-            lines.append(f'  {key!r}: closest existing keys: '
-                         f'{", ".join(close) if close else "(none)"}')
+        lines = [f'  {key!r}: closest existing keys: {_closest(key, candidates, 5) or "(none)"}'
+                 for key in bad]
         raise ConfigOptionError(
             '--cfg-options names keys that are not in the config:\n' + '\n'.join(lines)
             + '\nFix the spelling, or write +KEY=VALUE to add a new key on purpose.')
@@ -187,35 +183,21 @@ def load_config(config, *, work_dir=None, cfg_options=None, launcher='none', amp
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
-        if '://' not in resume and not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume checkpoint {resume!r} does not exist')
-        cfg.resume, cfg.load_from = True, resume
-
+        cfg.resume, cfg.load_from = True, _existing(resume, '--resume checkpoint')
     if checkpoint is not None:
-        if '://' not in checkpoint and not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-        cfg.load_from = checkpoint
+        cfg.load_from = _existing(checkpoint, 'checkpoint')
     return cfg
 
 
-def _init_cpu_process_group(cfg):
-    """Join the torchrun process group on a machine without CUDA.
-
-    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``
-    unconditionally, which a CPU build of torch cannot do. The runner skips
-    its own initialisation when a process group already exists.
-    """
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
-        dist.init_process_group(backend=backend, init_method='env://')
+def _existing(path, what):
+    if '://' not in path and not osp.isfile(path):
+        raise FileNotFoundError(f'{what} {path!r} does not exist')
+    return path
 
 
 def _unknown(names, allowed, what):
-    lines = []
-    for name in sorted(names):
-        close = difflib.get_close_matches(name, sorted(allowed), n=3, cutoff=0.6)
-        lines.append(f'{name!r}' + (f' (did you mean {", ".join(close)}?)' if close else ''))
+    lines = [f'{name!r}' + (f' (did you mean {close}?)' if (
+        close := _closest(name, sorted(allowed), 3)) else '') for name in sorted(names)]
     return f'{what}: unknown argument(s) {"; ".join(lines)}; accepted: {", ".join(sorted(allowed))}'
 
 
@@ -290,18 +272,22 @@ def build_runner(cfg, *, strict_weights=False):
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
-    if cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available():
-        _init_cpu_process_group(cfg)
+    if (cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available()
+            and not torch.distributed.is_initialized()):
+        # mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU
+        # build of torch cannot do; the runner skips its own initialisation when a
+        # process group already exists
+        torch.distributed.init_process_group(
+            backend=cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'),
+            init_method='env://')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_deferred_arguments(runner)
-    # exact resume whatever the config's hook lists say: the generators'
-    # states travel in every checkpoint (registered once)
-    if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
-        runner.register_hook(RNGStateHook())
-    # multi-label data with a head/loss that would reduce it to one label: error
-    # before the first iteration, whatever the config's hook lists say
-    if not any(isinstance(h, MultiLabelTargetCheckHook) for h in runner.hooks):
-        runner.register_hook(MultiLabelTargetCheckHook())
+    # registered once, whatever the config's hook lists say: the generators' states
+    # travel in every checkpoint (exact resume); multi-label data with a head/loss that
+    # would reduce it to one label is an error before the first iteration
+    for hook_type in (RNGStateHook, MultiLabelTargetCheckHook):
+        if not any(isinstance(h, hook_type) for h in runner.hooks):
+            runner.register_hook(hook_type())
     if strict_weights:
         runner.register_hook(StrictWeightsHook(cfg.get('load_from') or 'checkpoint'))
     return runner

@@ -112,8 +112,7 @@ def read_coco_annotations(ann_file, backend_args=None):
     images = coco['images']
     img_pos = unique_ids('images', _IMAGE_FIELDS)
     for img in images:
-        if not (_is_number(img['width']) and _is_number(img['height'])
-                and img['width'] > 0 and img['height'] > 0):
+        if not all(_is_number(img[side]) and img[side] > 0 for side in ('width', 'height')):
             raise DatasetError(f'annotation file {ann_file!r}: image {img["id"]!r} has width '
                                f'{img["width"]!r} and height {img["height"]!r}; expected '
                                'positive numbers')
@@ -134,13 +133,8 @@ def read_coco_annotations(ann_file, backend_args=None):
                                f'{bbox!r}; expected [x, y, width, height] (four numbers)')
     if not anns:
         return coco
-    xywh = np.array([a['bbox'] for a in anns], dtype=np.float64)
-    ann_ids = [a['id'] for a in anns]
-    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    sizes = np.array([(images[img_pos[a['image_id']]]['width'],
-                       images[img_pos[a['image_id']]]['height']) for a in anns], dtype=np.float64)
-    keep = check_boxes(xyxy, sizes[:, 0], sizes[:, 1], source=f'annotation file {ann_file!r}',
-                       record_ids=ann_ids)
+    xywh, keep = coco_box_rule(anns, {img['id']: img for img in images},
+                               f'annotation file {ann_file!r}')
     negative = np.flatnonzero((xywh[:, 2:] < 0).any(axis=1))
     if len(negative):
         ann = anns[negative[0]]
@@ -158,10 +152,20 @@ def read_coco_annotations(ann_file, backend_args=None):
             keep[i] = False
     if not keep.all():
         warn_dropped(f'annotation file {ann_file!r}',
-                     [ann_ids[i] for i in np.flatnonzero(~keep)],
+                     [anns[i]['id'] for i in np.flatnonzero(~keep)],
                      'under 1 px, outside their image or with area <= 0')
         coco['annotations'] = [a for a, k in zip(anns, keep) if k]
     return coco
+
+
+def coco_box_rule(anns, images, source):
+    """:func:`~balancedet.datasets.box_rules.check_boxes` on COCO ``[x, y, w, h]``
+    annotations (``images``: id -> image record); returns ``(xywh, keep)``."""
+    xywh = np.array([a['bbox'] for a in anns], dtype=np.float64).reshape(-1, 4)
+    sizes = np.array([(images[a['image_id']]['width'], images[a['image_id']]['height'])
+                      for a in anns], dtype=np.float64)
+    return xywh, check_boxes(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], sizes[:, 0],
+                             sizes[:, 1], source=source, record_ids=[a['id'] for a in anns])
 
 
 def category_labels(categories, classes=None, source='the annotation file'):

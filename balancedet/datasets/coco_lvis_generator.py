@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import os.path as osp
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -51,15 +52,15 @@ def lvis_class_names():
     return tuple(LVISV1Dataset.METAINFO['classes'])
 
 
-def _draw_split(rng, num_images, used_labels, weights, img_size, max_objects):
-    """Per image: a list of ``(label, [x, y, w, h])`` boxes (label indexes used_labels)."""
+def _draw_split(rng, num_images, weights, img_size, max_objects):
+    """Per image: a list of ``(label, [x, y, w, h])`` boxes (label indexes weights)."""
     probs = np.asarray(weights, dtype=np.float64)
     probs /= probs.sum()
     images = []
     for _ in range(num_images):
         boxes = []
         for _ in range(int(rng.integers(1, max_objects + 1))):
-            label = int(rng.choice(len(used_labels), p=probs))
+            label = int(rng.choice(len(probs), p=probs))
             w, h = (int(v) for v in rng.integers(img_size // 6, img_size // 2, size=2))
             x, y = int(rng.integers(0, img_size - w)), int(rng.integers(0, img_size - h))
             boxes.append((label, [float(x), float(y), float(w), float(h)]))
@@ -77,10 +78,6 @@ def _write_image(path, boxes, img_size, colours, rng):
     cv2.imwrite(path, img)
 
 
-def _polygon(x, y, w, h):
-    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
-
-
 def _colours(n):
     return [tuple(int(v) for v in ((53 * k + 90) % 256, (97 * k + 30) % 256, (151 * k + 200) % 256))
             for k in range(n)]
@@ -93,7 +90,7 @@ def _class_weights(n):
 
 def _ann(ann_id, img_id, cat_id, x, y, w, h, **extra):
     return dict(id=ann_id, image_id=img_id, category_id=cat_id, bbox=[x, y, w, h], area=w * h,
-                segmentation=_polygon(x, y, w, h), **extra)
+                segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]], **extra)
 
 
 def _write_json(path, images, anns, categories, description):
@@ -109,7 +106,6 @@ def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12
     """Write a tiny COCO 2017 style dataset under ``root``; return the json paths."""
     rng = np.random.default_rng(seed)
     names = coco_class_names()
-    used = list(range(num_classes))
     categories = [dict(id=cid, name=name, supercategory='thing')
                   for cid, name in zip(COCO_IDS, names)]
     colours = _colours(num_classes)
@@ -117,8 +113,7 @@ def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12
     next_img, next_ann = 1, 1
     for split, num in (('train', num_train), ('val', num_val)):
         images, anns = [], []
-        for boxes in _draw_split(rng, num, used, _class_weights(num_classes), img_size,
-                                 max_objects):
+        for boxes in _draw_split(rng, num, _class_weights(num_classes), img_size, max_objects):
             file_name = f'{next_img:012d}.jpg'
             _write_image(osp.join(root, f'{split}2017', file_name), boxes, img_size, colours, rng)
             images.append(dict(id=next_img, file_name=file_name, width=img_size,
@@ -144,32 +139,23 @@ def generate_tiny_lvis(root, num_train=9, num_val=6, img_size=96, num_classes=12
     """
     rng = np.random.default_rng(seed)
     names = lvis_class_names()
-    num_cats = len(names)
-    used = list(range(num_classes))
     colours = _colours(num_classes)
     third = max(1, num_classes // 3)
     freq = ['f' if k < third else 'c' if k < 2 * third else 'r' for k in range(num_classes)]
-    draws = {s: _draw_split(rng, n, used, _class_weights(num_classes), img_size, max_objects)
+    draws = {s: _draw_split(rng, n, _class_weights(num_classes), img_size, max_objects)
              for s, n in (('train', num_train), ('val', num_val))}
-    image_count = np.zeros(num_cats, dtype=int)
-    instance_count = np.zeros(num_cats, dtype=int)
-    for boxes in draws['train']:
-        for label in {b[0] for b in boxes}:
-            image_count[label] += 1
-        for label, _ in boxes:
-            instance_count[label] += 1
+    image_count = Counter(label for boxes in draws['train'] for label in {b[0] for b in boxes})
+    instance_count = Counter(label for boxes in draws['train'] for label, _ in boxes)
     categories = [{'id': k + 1, 'name': name, 'synset': f'{name}.n.01', 'def': f'a {name}',
                    'synonyms': [name], 'frequency': freq[k] if k < num_classes else 'r',
-                   'image_count': int(image_count[k]),
-                   'instance_count': int(instance_count[k])}
+                   'image_count': image_count[k], 'instance_count': instance_count[k]}
                   for k, name in enumerate(names)]
     paths = {}
     next_img, next_ann = 1, 1
     for split in ('train', 'val'):
         images, anns = [], []
         for boxes in draws[split]:
-            folder = 'train2017' if split == 'train' else 'val2017'
-            rel = f'{folder}/{next_img:012d}.jpg'
+            rel = f'{split}2017/{next_img:012d}.jpg'
             _write_image(osp.join(root, rel), boxes, img_size, colours, rng)
             present = sorted({b[0] + 1 for b in boxes})
             absent = [c for c in range(1, num_classes + 1) if c not in present]

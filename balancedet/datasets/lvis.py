@@ -35,8 +35,9 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from .balanced_coco import category_labels, default_palette, load_annotation_json
-from .box_rules import DatasetError, check_boxes, warn_dropped
+from .balanced_coco import category_labels, coco_box_rule, default_palette, load_annotation_json
+from .box_rules import DatasetError, warn_dropped
+from .same_object import object_label_sets
 
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
 LVIS_IMAGE_FIELDS = ('neg_category_ids', 'not_exhaustive_category_ids')
@@ -120,12 +121,7 @@ class BalancedLVISDataset(CocoDataset):
         images = {img['id']: img for img in data['images']}
         anns = [a for a in data['annotations'] if a['category_id'] in self.cat2label]
         if anns:  # balancedet's box rule (box_rules.check_boxes), as BalancedCocoDataset
-            xywh = np.array([a['bbox'] for a in anns], dtype=np.float64).reshape(-1, 4)
-            sizes = np.array([(images[a['image_id']]['width'], images[a['image_id']]['height'])
-                              for a in anns], dtype=np.float64)
-            keep = check_boxes(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], sizes[:, 0],
-                               sizes[:, 1], source=f'annotation file {self.ann_file!r}',
-                               record_ids=[a['id'] for a in anns])
+            keep = coco_box_rule(anns, images, f'annotation file {self.ann_file!r}')[1]
             keep &= np.array([a.get('area', 1) > 0 for a in anns])
             warn_dropped(f'annotation file {self.ann_file!r}',
                          [a['id'] for a, k in zip(anns, keep) if not k],
@@ -144,11 +140,10 @@ class BalancedLVISDataset(CocoDataset):
                                       bbox_label=self.cat2label[ann['category_id']],
                                       mask=ann.get('segmentation')))
                 self.cat_img_map[ann['category_id']].append(img['id'])
-            labels_of_box = defaultdict(set)
-            for inst in instances:
-                labels_of_box[tuple(inst['bbox'])].add(inst['bbox_label'])
-            for inst in instances:
-                inst['multi_labels'] = sorted(labels_of_box[tuple(inst['bbox'])])
+            label_sets = object_label_sets([inst['bbox'] for inst in instances],
+                                           [inst['bbox_label'] for inst in instances])
+            for inst, labels in zip(instances, label_sets):
+                inst['multi_labels'] = labels
             data_list.append(dict(
                 img_path=osp.join(self.data_prefix.get('img', ''), image_file(img)),
                 img_id=img['id'], width=img['width'], height=img['height'],

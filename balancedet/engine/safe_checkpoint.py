@@ -88,41 +88,21 @@ class _Stub:
         obj.args, obj.state = args, None
         return obj
 
-    def __init__(self, *args):
-        pass
-
     def __setstate__(self, state):
         self.state = state
 
 
-def _stub_type(name: str, doc: str) -> type:
-    return type(name, (_Stub, ), dict(__slots__=(), __doc__=doc, __module__=__name__))
-
-
-# what each stub stands for (the names a checkpoint may use are mapped below)
-_NdarrayStub = _stub_type('_NdarrayStub', '``numpy.ndarray`` (the class argument of '
-                          '``_reconstruct``).')
-_ArrayStub = _stub_type('_ArrayStub', 'Result of ``numpy._core.multiarray._reconstruct('
-                        'ndarray, shape, typecode)``.')
-_DtypeStub = _stub_type('_DtypeStub', '``numpy.dtype(code, align, copy)`` plus its '
-                        '``__setstate__`` tuple.')
-_ScalarStub = _stub_type('_ScalarStub', '``numpy._core.multiarray.scalar(dtype, bytes)``.')
-_HistoryBufferStub = _stub_type('_HistoryBufferStub', '``mmengine.logging.history_buffer.'
-                                'HistoryBuffer`` (NEWOBJ then BUILD).')
-_AttrRef = _stub_type('_AttrRef', '``getattr(owner, name)`` recorded as a reference, never '
-                      'resolved.')
-
-
-def _reconstruct(*args):
-    return _ArrayStub(*args)
-
-
-def _scalar(*args):
-    return _ScalarStub(*args)
-
-
-def _getattr(*args):
-    return _AttrRef(*args)
+# The stand-ins, called (REDUCE) or instantiated (NEWOBJ) in place of:
+#   _NdarrayStub        numpy.ndarray (the class argument of ``_reconstruct``)
+#   _ArrayStub          numpy._core.multiarray._reconstruct(ndarray, shape, typecode)
+#   _DtypeStub          numpy.dtype(code, align, copy), then its __setstate__ tuple
+#   _ScalarStub         numpy._core.multiarray.scalar(dtype, bytes)
+#   _HistoryBufferStub  mmengine.logging.history_buffer.HistoryBuffer (NEWOBJ then BUILD)
+#   _AttrRef            getattr(owner, name), recorded as a reference, never resolved
+_NdarrayStub, _ArrayStub, _DtypeStub, _ScalarStub, _HistoryBufferStub, _AttrRef = (
+    type(name, (_Stub, ), dict(__slots__=(), __module__=__name__)) for name in (
+        '_NdarrayStub', '_ArrayStub', '_DtypeStub', '_ScalarStub', '_HistoryBufferStub',
+        '_AttrRef'))
 
 
 def _bytes(*args):
@@ -132,25 +112,16 @@ def _bytes(*args):
     return bytes(*args)
 
 
-def _named(obj, *names):
-    return [(obj, name) for name in names]
-
-
-_NUMPY_CORES = ('numpy._core', 'numpy.core')   # numpy >= 2, numpy 1.x
+# numpy >= 2 and numpy 1.x module names of ``_reconstruct`` and ``scalar``
+_NUMPY_CORES = [f'{core}.{mod}' for core in ('numpy._core', 'numpy.core')
+                for mod in ('multiarray', '_multiarray_umath')]
 #: What the restricted unpickler may resolve beyond torch's defaults: stand-ins only.
-_STANDINS = [
-    *_named(_NdarrayStub, 'numpy.ndarray'),
-    *_named(_DtypeStub, 'numpy.dtype'),
-    *_named(_reconstruct, *(f'{c}.{m}._reconstruct' for c in _NUMPY_CORES
-                            for m in ('multiarray', '_multiarray_umath'))),
-    *_named(_scalar, *(f'{c}.{m}.scalar' for c in _NUMPY_CORES
-                       for m in ('multiarray', '_multiarray_umath'))),
-    *_named(_HistoryBufferStub, 'mmengine.logging.history_buffer.HistoryBuffer'),
-    *_named(_getattr, 'builtins.getattr', '__builtin__.getattr'),
-    *_named(_bytes, 'builtins.bytes', '__builtin__.bytes'),
-    # the types of the stand-ins' results, which BUILD must be allowed to set
-    _ArrayStub, _ScalarStub, _AttrRef,
-]
+_STANDINS = [(_NdarrayStub, 'numpy.ndarray'), (_DtypeStub, 'numpy.dtype'),
+             (_HistoryBufferStub, 'mmengine.logging.history_buffer.HistoryBuffer'),
+             *((_ArrayStub, f'{core}._reconstruct') for core in _NUMPY_CORES),
+             *((_ScalarStub, f'{core}.scalar') for core in _NUMPY_CORES),
+             *((obj, f'{mod}.{name}') for mod in ('builtins', '__builtin__')
+               for name, obj in (('getattr', _AttrRef), ('bytes', _bytes)))]
 #: Trusted real types users add with :func:`allow_globals`.
 _USER_ALLOWED = []
 
@@ -189,12 +160,10 @@ def plain_dtype(code, endian='|'):
                        'datetime dtypes are refused)')
     if not isinstance(endian, str) or endian not in _ENDIANS:
         raise _Refusal(f'numpy dtype byte order {endian!r} is invalid')
-    dtype = np.dtype(code)
-    return dtype.newbyteorder('>') if endian == '>' else dtype.newbyteorder('<') \
-        if endian == '<' else dtype
+    return np.dtype(code).newbyteorder(endian)   # '|' keeps, '=' is native
 
 
-def _build_dtype(stub):
+def _build_dtype(stub, resolve):
     args, state = stub.args, stub.state
     if len(args) != 3 or args[1:] != (False, True):
         raise _Refusal(f'numpy dtype arguments {args!r} are not the ones numpy writes')
@@ -226,12 +195,16 @@ def _build_array(stub, resolve):
     if (not isinstance(shape, tuple) or not all(type(s) is int and s >= 0 for s in shape)
             or not isinstance(fortran, bool) or not isinstance(raw, (bytes, bytearray))):
         raise _Refusal('numpy array shape, order or data is malformed (data must be raw bytes)')
+    return array_from_bytes(raw, dtype, shape, 'F' if fortran else 'C', 'numpy array')
+
+
+def array_from_bytes(raw, dtype, shape, order='C', what='array'):
+    """A copy of exactly the bytes an array of ``shape`` needs, else :class:`_Refusal`."""
     count = math.prod(shape)
     if len(raw) != count * dtype.itemsize:
-        raise _Refusal(f'numpy array of shape {shape} and dtype {dtype} needs '
+        raise _Refusal(f'{what} of shape {shape} and dtype {dtype} needs '
                        f'{count * dtype.itemsize} bytes, the file holds {len(raw)}')
-    flat = np.frombuffer(bytes(raw), dtype=dtype, count=count).copy()
-    return flat.reshape(shape, order='F' if fortran else 'C')
+    return np.frombuffer(bytes(raw), dtype=dtype, count=count).copy().reshape(shape, order=order)
 
 
 def _build_scalar(stub, resolve):
@@ -272,6 +245,11 @@ def _build_history(stub, resolve):
                                       resolve(state['_count_history']), state['max_length'])
 
 
+#: how each recorded object is rebuilt by value
+_BUILDERS = {_DtypeStub: _build_dtype, _ArrayStub: _build_array, _ScalarStub: _build_scalar,
+             _HistoryBufferStub: _build_history}
+
+
 def _resolver():
     memo = {}
 
@@ -282,33 +260,24 @@ def _resolver():
         kind = type(obj)
         if isinstance(obj, torch.Tensor) or kind in _PASS_THROUGH:
             return obj
-        if kind in (dict, OrderedDict, Counter):
+        if kind in (dict, OrderedDict, Counter, list):
             out = kind()
-            memo[key] = (obj, out)
-            for k, v in obj.items():
-                out[resolve(k)] = resolve(v)
-            return out
-        if kind is list:
-            out = []
-            memo[key] = (obj, out)
-            out.extend(resolve(v) for v in obj)
+            memo[key] = (obj, out)   # before the items: shared and self references
+            if kind is list:
+                out.extend(resolve(v) for v in obj)
+            else:
+                for k, v in obj.items():
+                    out[resolve(k)] = resolve(v)
             return out
         if kind in (tuple, set, frozenset):
             out = kind(resolve(v) for v in obj)
-        elif kind is _DtypeStub:
-            out = _build_dtype(obj)
-        elif kind is _ArrayStub:
-            out = _build_array(obj, resolve)
-        elif kind is _ScalarStub:
-            out = _build_scalar(obj, resolve)
-        elif kind is _HistoryBufferStub:
-            out = _build_history(obj, resolve)
+        elif kind in _BUILDERS:
+            out = _BUILDERS[kind](obj, resolve)
         elif kind is _AttrRef:
             raise _Refusal(f'getattr{obj.args!r} outside a HistoryBuffer\'s statistics table')
         elif kind is _NdarrayStub:
             raise _Refusal('a numpy.ndarray built outside _reconstruct')
-        elif kind in _USER_ALLOWED or (_USER_ALLOWED and isinstance(obj, tuple(
-                t for t in _USER_ALLOWED if isinstance(t, type)))):
+        elif isinstance(obj, tuple(t for t in _USER_ALLOWED if isinstance(t, type))):
             out = obj
         else:
             raise _Refusal(f'a value of type {kind.__module__}.{kind.__qualname__}')
@@ -397,16 +366,12 @@ def safe_torch_load(file, map_location=None, name=None):
 def _config_gpu_ids(text):
     """``gpu_ids`` of a config text, read as data (the text is parsed, never run)."""
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, TypeError):
-        return None
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == 'gpu_ids'):
-            try:
+        for node in ast.parse(text).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == 'gpu_ids'):
                 return ast.literal_eval(node.value)
-            except ValueError:
-                return None
+    except (SyntaxError, ValueError, TypeError):
+        pass
     return None
 
 
@@ -432,41 +397,30 @@ def load_checkpoint_file(file, map_location=None, name=None):
     checkpoint dict with ``meta['config']`` removed.
     """
     if isinstance(file, (str, os.PathLike)):
-        path = osp.expanduser(os.fspath(file))
-        name = name or path
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-        with open(path, 'rb') as f:
+        file = osp.expanduser(os.fspath(file))
+        if not osp.isfile(file):
+            raise FileNotFoundError(f'checkpoint {file!r} does not exist')
+        with open(file, 'rb') as f:
             head = f.read(16)
-        source = path
     else:
-        name = name or getattr(file, 'name', '<buffer>')
         pos = file.tell()
         head = file.read(16)
         file.seek(pos)
-        source = file
-    fmt = sniff_format(head, name)
-    if fmt == 'safetensors':
-        from .safetensors_checkpoint import load_safetensors_checkpoint
-        checkpoint = load_safetensors_checkpoint(source, map_location=map_location, name=name)
-    else:
-        checkpoint = safe_torch_load(source, map_location=map_location, name=name)
-    return neutralise_meta(checkpoint, name)
+    name = name or (file if isinstance(file, str) else getattr(file, 'name', '<buffer>'))
+    load = safe_torch_load
+    if sniff_format(head, name) == 'safetensors':
+        from .safetensors_checkpoint import load_safetensors_checkpoint as load
+    return neutralise_meta(load(file, map_location=map_location, name=name), name)
 
 
 # --------------------------------------------------------------------------
 # every source mmengine knows, through that one function
 # --------------------------------------------------------------------------
-def _hub_cache_file(url, model_dir=None):
-    """Where torch.hub caches ``url`` (``$TORCH_HOME/hub/checkpoints/<basename>``)."""
+def _download(url, model_dir=None):
+    """torch.hub's cached copy of ``url`` (``$TORCH_HOME/hub/checkpoints/<basename>``)."""
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
-    base = osp.basename(urlparse(url).path) or 'checkpoint'
-    return osp.join(model_dir, base)
-
-
-def _download(url, model_dir=None):
-    cached = _hub_cache_file(url, model_dir)
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path) or 'checkpoint')
     if not osp.isfile(cached):
         torch.hub.download_url_to_file(url, cached, progress=False)
     return cached
@@ -489,44 +443,38 @@ def load_from_http(filename, map_location=None, model_dir=None):
                                 name=f'{filename} (cached as {cached})')
 
 
-def _mmengine_home():
-    home = os.getenv('MMENGINE_HOME') or osp.join(
-        os.getenv('XDG_CACHE_HOME', '~/.cache'), 'mmengine')
-    return osp.expanduser(home)
+def _model_url(filename, urls, what, renamed=()):
+    """The URL mmengine's table ``urls`` gives the model ``SCHEME://NAME`` names."""
+    name = filename.split('://', 1)[1]
+    name = dict(renamed).get(name, name)
+    if name not in urls:
+        raise KeyError(f'{filename!r}: unknown {what} model {name!r}')
+    return urls[name]
 
 
 def load_from_torchvision(filename, map_location=None):
     """``torchvision://NAME`` / ``modelzoo://NAME``: mmengine's URL table, then HTTP."""
     from mmengine.runner.checkpoint import get_torchvision_models
-    model_name = filename.split('://', 1)[1]
-    urls = get_torchvision_models()
-    if model_name not in urls:
-        raise KeyError(f'{filename!r}: unknown torchvision model {model_name!r}')
-    return load_from_http(urls[model_name], map_location=map_location)
+    return load_from_http(_model_url(filename, get_torchvision_models(), 'torchvision'),
+                          map_location=map_location)
 
 
 def load_from_openmmlab(filename, map_location=None):
     """``open-mmlab://NAME`` / ``openmmlab://NAME``: mmengine's tables, then HTTP or a file."""
     from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
-    model_name = filename.split('://', 1)[1]
-    model_name = get_deprecated_model_names().get(model_name, model_name)
-    urls = get_external_models()
-    if model_name not in urls:
-        raise KeyError(f'{filename!r}: unknown OpenMMLab model {model_name!r}')
-    url = urls[model_name]
+    url = _model_url(filename, get_external_models(), 'OpenMMLab', get_deprecated_model_names())
     if url.startswith(('http://', 'https://')):
         return load_from_http(url, map_location=map_location)
-    return load_checkpoint_file(osp.join(_mmengine_home(), url), map_location=map_location)
+    home = os.getenv('MMENGINE_HOME') or osp.join(os.getenv('XDG_CACHE_HOME', '~/.cache'),
+                                                  'mmengine')
+    return load_checkpoint_file(osp.join(osp.expanduser(home), url), map_location=map_location)
 
 
 def load_from_mmcls(filename, map_location=None):
     """``mmcls://NAME``: HTTP, then only the ``backbone.`` weights, prefix removed."""
     from mmengine.runner.checkpoint import get_mmcls_models
-    model_name = filename[len('mmcls://'):]
-    urls = get_mmcls_models()
-    if model_name not in urls:
-        raise KeyError(f'{filename!r}: unknown mmcls model {model_name!r}')
-    checkpoint = load_from_http(urls[model_name], map_location=map_location)
+    checkpoint = load_from_http(_model_url(filename, get_mmcls_models(), 'mmcls'),
+                                map_location=map_location)
     weights = checkpoint.get('state_dict', checkpoint)
     return dict(state_dict=OrderedDict(
         (k[len('backbone.'):], v) for k, v in weights.items() if k.startswith('backbone.')))

@@ -50,6 +50,7 @@ import math
 import os
 import os.path as osp
 from collections import OrderedDict
+from itertools import chain, count
 
 import numpy as np
 import torch
@@ -62,6 +63,7 @@ from .safe_checkpoint import (
     CheckpointFormatError,
     UnsafeCheckpointError,
     _Refusal,
+    array_from_bytes,
     history_buffer_from_values,
     plain_dtype,
     safe_torch_load,
@@ -91,16 +93,11 @@ class _Encoder:
 
     def __init__(self):
         self.tensors = OrderedDict()
-        self._seen = {}
 
     def _tensor_name(self, where):
-        name = where or 'tensor'
-        if name in self.tensors:
-            i = 1
-            while f'{name}#{i}' in self.tensors:
-                i += 1
-            name = f'{name}#{i}'
-        return name
+        base = where or 'tensor'
+        return next(name for name in chain([base], (f'{base}#{i}' for i in count(1)))
+                    if name not in self.tensors)
 
     def __call__(self, obj, where=''):
         if obj is None or isinstance(obj, (bool, str)):
@@ -127,9 +124,9 @@ class _Encoder:
         if isinstance(obj, np.generic):
             return {'$npscalar': _array_json(np.asarray(obj), where)}
         if isinstance(obj, HistoryBuffer):
-            log, count = obj.data
-            return {'$history': dict(max_length=int(obj.max_length),
-                                     log=_array_json(log, where), count=_array_json(count, where))}
+            log, counts = obj.data
+            return {'$history': dict(max_length=int(obj.max_length), log=_array_json(log, where),
+                                     count=_array_json(counts, where))}
         if isinstance(obj, (bytes, bytearray)):
             return {'$bytes': _b64(bytes(obj))}
         if isinstance(obj, list):
@@ -179,15 +176,15 @@ def _array_from_json(spec):
     shape = spec['shape']
     if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
         raise _Refusal(f'array shape {shape!r} is invalid')
-    raw = base64.b64decode(spec['data'], validate=True)
-    count = math.prod(shape)
-    if len(raw) != count * dtype.itemsize:
-        raise _Refusal(f'array of shape {shape} and dtype {dtype} needs {count * dtype.itemsize} '
-                       f'bytes, the file holds {len(raw)}')
-    return np.frombuffer(raw, dtype=dtype, count=count).copy().reshape(shape)
+    return array_from_bytes(base64.b64decode(spec['data'], validate=True), dtype, shape)
 
 
 def _decoder(tensors):
+    # tags whose value must be a key of a table: (table, what a missing key is)
+    lookups = {'$float': ({v: float(v) for v in ('nan', 'inf', '-inf')}, 'float'),
+               '$tensor': (tensors, 'a reference to a missing tensor'),
+               '$tdtype': (_TORCH_DTYPES, 'torch dtype')}
+
     def decode(node):
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
@@ -196,20 +193,13 @@ def _decoder(tensors):
         if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _TAGS:
             raise _Refusal(f'an unknown JSON record {str(node)[:80]}')
         (tag, val), = node.items()
-        if tag == '$float':
-            if val not in ('nan', 'inf', '-inf'):
-                raise _Refusal(f'float {val!r}')
-            return float(val)
-        if tag == '$tensor':
-            if val not in tensors:
-                raise _Refusal(f'a reference to a missing tensor {val!r}')
-            return tensors[val]
+        if tag in lookups:
+            table, what = lookups[tag]
+            if not isinstance(val, str) or val not in table:
+                raise _Refusal(f'{what} {val!r}')
+            return table[val]
         if tag == '$size':
             return torch.Size(decode(val))
-        if tag == '$tdtype':
-            if val not in _TORCH_DTYPES:
-                raise _Refusal(f'torch dtype {val!r}')
-            return _TORCH_DTYPES[val]
         if tag == '$ndarray':
             return _array_from_json(val)
         if tag == '$npscalar':
@@ -240,25 +230,17 @@ def _decoder(tensors):
     return decode
 
 
-def _read_header(raw_head, name):
-    if len(raw_head) < 8:
-        raise CheckpointFormatError(f'safetensors file {name!r} is truncated (no header)')
-    size = int.from_bytes(raw_head[:8], 'little')
-    return size
-
-
 def _metadata(source, name):
     if isinstance(source, str):
         with open(source, 'rb') as f:
-            head = f.read(8)
-            size = _read_header(head, name)
-            header = f.read(size)
-    else:
-        pos = source.tell()
-        head = source.read(8)
-        size = _read_header(head, name)
-        header = source.read(size)
-        source.seek(pos)
+            return _metadata(f, name)
+    pos = source.tell()
+    head = source.read(8)
+    if len(head) < 8:
+        raise CheckpointFormatError(f'safetensors file {name!r} is truncated (no header)')
+    size = int.from_bytes(head, 'little')
+    header = source.read(size)
+    source.seek(pos)
     if len(header) != size:
         raise CheckpointFormatError(f'safetensors file {name!r} is truncated (header cut short)')
     try:

@@ -37,9 +37,6 @@ annotation file (classes without are left out rather than reported as NaN).
 """
 from __future__ import annotations
 
-import json
-import os
-import os.path as osp
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -48,6 +45,7 @@ import pycocotools.mask as mask_utils
 from mmdet.registry import METRICS
 from mmdet.structures.mask import encode_mask_results
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 
 from balancedet.datasets.balanced_coco import DatasetError, category_labels
@@ -129,20 +127,15 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
     for r in results:
         per_image[r['image_id']].append(r)
     dts = defaultdict(list)
-    next_id = 1
     for img_id, rs in per_image.items():
         if len(rs) > max_dets:
             rs = sorted(rs, key=lambda r: -r['score'])[:max_dets]
         neg = set(images[img_id]['neg_category_ids'])
         for r in rs:
-            if 'bbox' in r:
-                area = r['bbox'][2] * r['bbox'][3]
-            else:
-                area = float(mask_utils.area(r['segmentation']))
-            det = dict(r, id=next_id, area=area)
-            next_id += 1
             if r['category_id'] in present[img_id] or r['category_id'] in neg:
-                dts[img_id, r['category_id']].append(det)
+                area = (r['bbox'][2] * r['bbox'][3] if 'bbox' in r
+                        else float(mask_utils.area(r['segmentation'])))
+                dts[img_id, r['category_id']].append(dict(r, area=area))
     num_t, num_r, num_k, num_a = len(IOU_THRS), len(REC_THRS), len(cat_ids), len(AREA_RANGES)
     # per (category, area): lists of per-image arrays, in image id order
     per_cat = defaultdict(lambda: defaultdict(list))
@@ -150,17 +143,12 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
     pairs = sorted(set(gts) | set(dts))
     for img_id, cat_id in pairs:
         g, d = gts.get((img_id, cat_id), []), dts.get((img_id, cat_id), [])
-        if not g and not d:
-            continue
         d = [d[i] for i in np.argsort([-x['score'] for x in d], kind='mergesort')]
         if g and d:
-            if iou_type == 'segm':
-                img = images[img_id]
-                ious = mask_utils.iou([x['segmentation'] for x in d],
-                                      [_gt_rle(x, img) for x in g], [0] * len(g))
-            else:
-                ious = mask_utils.iou([x['bbox'] for x in d], [x['bbox'] for x in g],
-                                      [0] * len(g))
+            segm = iou_type == 'segm'
+            ious = mask_utils.iou([x['segmentation'] if segm else x['bbox'] for x in d],
+                                  [_gt_rle(x, images[img_id]) if segm else x['bbox'] for x in g],
+                                  [0] * len(g))
             ious = np.asarray(ious, dtype=np.float64).reshape(len(d), len(g))
         else:
             ious = np.zeros((len(d), len(g)))
@@ -169,9 +157,9 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
                            dtype=np.float64)
         dt_area = np.array([x['area'] for x in d], dtype=np.float64)
         scores = np.array([x['score'] for x in d], dtype=np.float64)
+        gt_ignore = np.array([bool(x.get('ignore', 0)) for x in g], dtype=bool)
         for a, (_, (lo, hi)) in enumerate(AREA_RANGES):
-            g_ig = np.array([bool(x.get('ignore', 0)) for x in g], dtype=bool)
-            g_ig |= (gt_area < lo) | (gt_area > hi)
+            g_ig = gt_ignore | (gt_area < lo) | (gt_area > hi)
             order = np.argsort(g_ig, kind='mergesort')
             g_ig_sorted = g_ig[order]
             ious_a = ious[:, order]
@@ -185,10 +173,9 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
                 dt_ig[t, m > -1] = g_ig_sorted[m[m > -1]]
             out_of_range = (dt_area < lo) | (dt_area > hi) | not_exhaustive
             dt_ig |= ~dt_matched & out_of_range[None]
-            per_cat[cat_index[cat_id], a]['scores'].append(scores)
-            per_cat[cat_index[cat_id], a]['matched'].append(dt_matched)
-            per_cat[cat_index[cat_id], a]['ignored'].append(dt_ig)
-            per_cat[cat_index[cat_id], a]['num_gt'].append(int((~g_ig).sum()))
+            for name, value in (('scores', scores), ('matched', dt_matched), ('ignored', dt_ig),
+                                ('num_gt', int((~g_ig).sum()))):
+                per_cat[cat_index[cat_id], a][name].append(value)
     precision = -np.ones((num_t, num_r, num_k, num_a))
     recall = -np.ones((num_t, num_k, num_a))
     for (k, a), e in per_cat.items():
@@ -206,12 +193,10 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
             recall[t, k, a] = rc[-1] if rc.size else 0
             pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
             # precision at recall r: the best precision at any recall >= r
-            pr = np.maximum.accumulate(pr[::-1])[::-1] if pr.size else pr
+            pr = np.maximum.accumulate(pr[::-1])[::-1]
             at = np.searchsorted(rc, REC_THRS, side='left')
-            row = np.zeros(num_r)
-            valid = at < pr.size
-            row[valid] = pr[at[valid]]  # recall points beyond the curve: 0
-            precision[t, :, k, a] = row
+            # recall points beyond the curve (at == pr.size) get the appended 0
+            precision[t, :, k, a] = np.append(pr, 0.0)[at]
     freq = {c['id']: c.get('frequency') for c in gt['categories']}
     groups = {g: [cat_index[c] for c in cat_ids if freq[c] == g] for g in FREQUENCY_GROUPS}
 
@@ -220,23 +205,12 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
         return float(np.mean(x)) if x.size else -1.0
 
     t50, t75 = np.where(IOU_THRS == 0.5)[0], np.where(IOU_THRS == 0.75)[0]
-    out = {
-        'AP': mean_valid(precision[..., 0]),
-        'AP50': mean_valid(precision[t50][..., 0]),
-        'AP75': mean_valid(precision[t75][..., 0]),
-        'APs': mean_valid(precision[..., 1]),
-        'APm': mean_valid(precision[..., 2]),
-        'APl': mean_valid(precision[..., 3]),
-        'APr': mean_valid(precision[:, :, groups['r'], 0]),
-        'APc': mean_valid(precision[:, :, groups['c'], 0]),
-        'APf': mean_valid(precision[:, :, groups['f'], 0]),
-        f'AR@{max_dets}': mean_valid(recall[..., 0]),
-        f'ARs@{max_dets}': mean_valid(recall[..., 1]),
-        f'ARm@{max_dets}': mean_valid(recall[..., 2]),
-        f'ARl@{max_dets}': mean_valid(recall[..., 3]),
-    }
-    out.update(precision=precision, recall=recall, cat_ids=cat_ids)
-    return out
+    out = dict(AP=precision[..., 0], AP50=precision[t50][..., 0], AP75=precision[t75][..., 0],
+               APs=precision[..., 1], APm=precision[..., 2], APl=precision[..., 3],
+               **{f'AP{g}': precision[:, :, groups[g], 0] for g in FREQUENCY_GROUPS},
+               **{f'AR{s}@{max_dets}': recall[..., a] for a, s in enumerate(('', 's', 'm', 'l'))})
+    return dict({k: mean_valid(v) for k, v in out.items()}, precision=precision, recall=recall,
+                cat_ids=cat_ids)
 
 
 def per_class_ap(precision, area_index=0):
@@ -333,13 +307,8 @@ class BalancedLVISMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict:
         logger = MMLogger.get_current_instance()
         dets = self.results_to_json(results)
-        if self.outfile_prefix:
-            for m, rs in dets.items():
-                path = f'{self.outfile_prefix}.{m}.json'
-                if osp.dirname(path):
-                    os.makedirs(osp.dirname(path), exist_ok=True)
-                with open(path, 'w') as f:
-                    json.dump(rs, f)
+        for m, rs in dets.items() if self.outfile_prefix else ():
+            dump(rs, f'{self.outfile_prefix}.{m}.json')   # creates the folder
         if self.format_only:
             logger.info(f'results written to {self.outfile_prefix}.*.json')
             return {}

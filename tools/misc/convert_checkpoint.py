@@ -26,9 +26,8 @@ def parse_args(argv=None):
 
 
 def default_output(path):
-    base = osp.basename(path.split('://', 1)[-1]) if '://' in path else path
-    root, _ = osp.splitext(base)
-    return root + '.safetensors'
+    return osp.splitext(osp.basename(path.split('://', 1)[1]) if '://' in path else path)[0] \
+        + '.safetensors'
 
 
 def main(argv=None):
