@@ -63,8 +63,8 @@ def sampling_stats(index, lams, epoch_length=None):
             q = np.bincount(index.images, weights=per_img_prob[owner],
                             minlength=index.num_images)
             img_unseen = np.exp(n * np.log1p(-np.minimum(q, 1.0)))
-        sums = np.bincount(owner, weights=img_unseen[index.images], minlength=index.num_classes)
-        with np.errstate(divide='ignore', invalid='ignore'):
+            sums = np.bincount(owner, weights=img_unseen[index.images],
+                               minlength=index.num_classes)
             unseen = np.where(valid, sums / counts, np.nan)
         out['per_lambda'][float(lam)] = {
             'probs': probs, 'expected_draws': draws, 'unseen_paper': unseen_paper,
@@ -74,9 +74,8 @@ def sampling_stats(index, lams, epoch_length=None):
 
 def format_sampling_stats(stats, classes=None, top=None):
     """Text report: a per-class table and, per lambda, the head/tail summary."""
-    counts = stats['counts']
-    order = np.argsort(-counts, kind='stable')
-    order = order[counts[order] > 0]
+    counts = stats['counts']  # classes by image count, those with images only
+    order = np.argsort(-counts, kind='stable')[:np.count_nonzero(counts > 0)]
     if top is not None and len(order) > 2 * top:
         order = np.r_[order[:top], order[-top:]]
     lams = list(stats['per_lambda'])
@@ -85,16 +84,13 @@ def format_sampling_stats(stats, classes=None, top=None):
     head = f'{"class":<{width}} {"n_i":>9} ' + ' '.join(f'{"E_i@" + f"{lam:g}":>11}'
                                                           for lam in lams)
     title = f'expected draws per epoch E_i = N * P_s*(i) (N = {stats["epoch_length"]:,} draws)'
-    lines = [title, head]
-    for c in order:
-        row = ' '.join(f'{stats["per_lambda"][lam]["expected_draws"][c]:>11.1f}' for lam in lams)
-        lines.append(f'{names[c]:<{width}} {counts[c]:>9,} {row}')
+    lines = [title, head, *(f'{names[c]:<{width}} {counts[c]:>9,} ' + ' '.join(
+        f'{stats["per_lambda"][lam]["expected_draws"][c]:>11.1f}' for lam in lams) for c in order)]
     freq, rare = order[0], np.argsort(np.where(counts > 0, counts, np.inf))[0]
-    lines.append('')
-    lines.append(f'most frequent class: {names[freq]} (n = {counts[freq]:,}); '
-                 f'rarest class: {names[rare]} (n = {counts[rare]:,})')
-    lines.append(f'{"lambda":>7} {"unseen % (paper)":>17} {"unseen % (all)":>15} '
-                 f'{"rarest oversampling":>20}')
+    lines += ['', f'most frequent class: {names[freq]} (n = {counts[freq]:,}); '
+              f'rarest class: {names[rare]} (n = {counts[rare]:,})',
+              f'{"lambda":>7} {"unseen % (paper)":>17} {"unseen % (all)":>15} '
+              f'{"rarest oversampling":>20}']
     for lam in lams:
         s = stats['per_lambda'][lam]
         lines.append(f'{lam:>7g} {100 * s["unseen_paper"][freq]:>16.2f}% '
@@ -108,22 +104,18 @@ def format_sampling_stats(stats, classes=None, top=None):
 def plot_sampling_stats(stats, out_file, classes=None):
     """Save a PNG: E_i and unseen share against class frequency rank."""
     counts = stats['counts']
-    order = np.argsort(-counts, kind='stable')
-    order = order[counts[order] > 0]
+    order = np.argsort(-counts, kind='stable')[:np.count_nonzero(counts > 0)]
     rank = np.arange(1, len(order) + 1)
     fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 4))
     ax1.plot(rank, counts[order], 'k--', label='n_i (images)')
     for lam, s in stats['per_lambda'].items():
         ax1.plot(rank, s['expected_draws'][order], label=f'E_i, lambda={lam:g}')
         ax2.plot(rank, 100 * s['unseen'][order], label=f'lambda={lam:g}')
-    ax1.set_yscale('log')
-    ax1.set_xlabel('class (sorted by image count)')
-    ax1.set_ylabel('per epoch')
-    ax1.set_title('expected draws per class')
+    ax1.set(yscale='log', xlabel='class (sorted by image count)', ylabel='per epoch',
+            title='expected draws per class')
+    ax2.set(xlabel='class (sorted by image count)', ylabel='% of the class\'s images',
+            title='images never drawn in an epoch')
     ax1.legend(fontsize=7)
-    ax2.set_xlabel('class (sorted by image count)')
-    ax2.set_ylabel('% of the class\'s images')
-    ax2.set_title('images never drawn in an epoch')
     ax2.legend(fontsize=7)
     if classes is not None and len(order) <= 30:
         for ax in (ax1, ax2):
@@ -240,8 +232,7 @@ def plot_ap_vs_frequency(runs, out_file):
     x = np.arange(len(names))
     ax2 = ax1.twinx()
     ax2.bar(x, counts, color='0.85', label='training images')
-    ax2.set_yscale('log')
-    ax2.set_ylabel('training images (log)')
+    ax2.set(yscale='log', ylabel='training images (log)')
     ax1.set_zorder(ax2.get_zorder() + 1)
     ax1.patch.set_visible(False)
     for label, (run_names, _, aps) in runs.items():
@@ -251,8 +242,7 @@ def plot_ap_vs_frequency(runs, out_file):
     if len(names) <= 40:
         ax1.set_xticks(x)
         ax1.set_xticklabels(names, rotation=60, fontsize=8)
-    ax1.set_ylabel('AP (%)')
-    ax1.set_xlabel('class, most frequent first')
+    ax1.set(ylabel='AP (%)', xlabel='class, most frequent first')
     ax1.legend(fontsize=8)
     return save_figure(fig, out_file)
 
@@ -269,8 +259,7 @@ def save_figure(fig, out_file):
     """Write ``fig`` to ``out_file`` (creating its folder) and close it."""
     import matplotlib.pyplot as plt
     fig.tight_layout()
-    if osp.dirname(out_file):
-        os.makedirs(osp.dirname(out_file), exist_ok=True)
+    os.makedirs(osp.dirname(out_file) or '.', exist_ok=True)
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
     return out_file
