@@ -138,9 +138,7 @@ def plot_concurrent_rate(result: dict, out_png: str, top_k: int = 20) -> list:
     im = ax.imshow(sub, cmap='viridis', vmin=0.0, vmax=max(float(sub.max()), 1e-6))
     ax.set_xticks(range(len(shown)), shown, rotation=60, ha='right')
     ax.set_yticks(range(len(shown)), shown)
-    ax.set_xlabel('j (also labelled as)')
-    ax.set_ylabel('i (object class)')
-    ax.set_title('concurrent rate r_ij')
+    ax.set(xlabel='j (also labelled as)', ylabel='i (object class)', title='concurrent rate r_ij')
     for a, b in zip(*np.nonzero(sub > 0)):
         ax.text(b, a, f'{sub[a, b]:.2f}', ha='center', va='center', fontsize=7,
                 color='w' if sub[a, b] < 0.6 * sub.max() else 'k')
@@ -347,14 +345,11 @@ def concurrent_rate_from_arrays(image_keys, labels, coords, num_classes: int,
     out = {'r': r, 'num_objects': n_obj, 'num_concurrent': co.astype(np.int64),
            'num_boxes': int(labels.size), 'num_object_total': int(num_obj)}
     if hierarchy is not None:
-        anc = hierarchy.ancestor_matrix
         has_desc = np.zeros(pair_lab.size, dtype=bool)
-        is_desc = anc[pair_lab[b], pair_lab[a]]  # b's label descends from a's
-        has_desc[a[is_desc]] = True
+        # pairs whose b's label descends from a's
+        has_desc[a[hierarchy.ancestor_matrix[pair_lab[b], pair_lab[a]]]] = True
         alone = np.bincount(pair_lab[~has_desc], minlength=c)
-        parent = hierarchy.is_parent_class()
-        share = np.full(c, np.nan)
-        ok = parent & (n_obj > 0)
+        share, ok = np.full(c, np.nan), hierarchy.is_parent_class() & (n_obj > 0)
         share[ok] = alone[ok] / n_obj[ok]
         out['parent_without_leaf'] = share
     return out
@@ -373,8 +368,7 @@ def estimate_concurrent_rate_openimages(ann_file: str, label_file: str,
     from balancedet.datasets.openimages import check_normalised_boxes, read_challenge_boxes
     challenge = str(ann_file).endswith('.txt')
     classes, _, m2l = read_label_file(label_file, challenge=challenge)
-    hierarchy = load_openimages_hierarchy(hierarchy_file, m2l, classes) \
-        if hierarchy_file else None
+    hierarchy = load_openimages_hierarchy(hierarchy_file, m2l, classes) if hierarchy_file else None
     if challenge:
         boxes = read_challenge_boxes(ann_file, len(classes))
         img = np.unique(np.asarray(boxes['img_ids']), return_inverse=True)[1].reshape(-1)
@@ -406,8 +400,7 @@ def plot_parent_without_leaf(result: dict, out_png: str, top_k: int = 30) -> lis
     fig, ax = subplots(figsize=(max(4.0, 0.35 * len(order) + 2), 4))
     ax.bar(range(len(order)), share[order])
     ax.set_xticks(range(len(order)), names, rotation=70, ha='right')
-    ax.set_ylabel('share of objects without a leaf label')
-    ax.set_ylim(0, 1)
-    ax.set_title('parent annotations without a leaf')
+    ax.set(ylabel='share of objects without a leaf label', ylim=(0, 1),
+           title='parent annotations without a leaf')
     save_figure(fig, out_png)
     return names
