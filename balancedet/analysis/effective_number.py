@@ -57,10 +57,8 @@ def effective_number_weights(counts, beta=0.999, background_weight=None):
         raise ValueError(f'classes {bad} have no training sample, so their effective number is 0 '
                          'and the weight infinite; drop them from metainfo.classes or add data')
     inv = 1.0 / effective_number(counts, beta)
-    weights = (inv * counts.size / inv.sum()).tolist()
-    if background_weight is not None:
-        weights.append(float(background_weight))
-    return weights
+    return (inv * counts.size / inv.sum()).tolist() + (
+        [] if background_weight is None else [float(background_weight)])
 
 
 def instance_counts_from_coco(ann_file, classes=None):
