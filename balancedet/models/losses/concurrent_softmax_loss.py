@@ -162,7 +162,7 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
         else:
             raise ValueError(f'r_file: {r!r} must end with .json or .npy')
     else:
-        mat = np.asarray(r.detach().cpu() if isinstance(r, Tensor) else r, dtype=np.float64)
+        mat = np.array(r.detach().cpu() if isinstance(r, Tensor) else r, dtype=np.float64)
     if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
         raise ValueError(f'{source} must be a non-empty square (C, C) matrix, got shape '
                          f'{tuple(mat.shape)}')
@@ -192,8 +192,7 @@ def load_concurrent_rate(r: str | Sequence | np.ndarray | Tensor | None,
     if not np.all(np.isfinite(mat)) or mat.min() < 0 or mat.max() > 1:
         raise ValueError(f'{source} must hold probabilities in [0, 1] (no NaN/inf); got values '
                          f'in [{np.nanmin(mat):.4g}, {np.nanmax(mat):.4g}]')
-    mat = mat.copy()
-    np.fill_diagonal(mat, 0.0)
+    np.fill_diagonal(mat, 0.0)  # (mat is a fresh array whichever way r came)
     parents = file_parents if parents is None else parents
     if parents and hierarchy != 'estimated':
         # every ancestor pair of the DAG (several parents per class), both ways
@@ -209,7 +208,7 @@ def sparse_rows(r: Tensor) -> tuple[Tensor, Tensor]:
     rows with fewer non-zeros are padded with ``val = 0`` at the row's own
     column (``r_ii = 0``: never a real non-zero of row ``i``)."""
     nz = r != 0
-    k = int(nz.sum(dim=1).max()) if r.numel() else 0
+    k = int(nz.sum(dim=1).max())
     # stable sort puts each row's non-zero columns first, in column order
     order = torch.sort((~nz).to(torch.uint8), dim=1, stable=True).indices[:, :k]
     val = r.gather(1, order)
@@ -417,8 +416,7 @@ class ConcurrentSoftmaxLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) \
-                or num_classes < 1:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise TypeError(f'num_classes must be a positive int, got {num_classes!r}')
         self.train_mode = check_choice(train_mode, 'train_mode', _MODES)
         self.test_mode = check_choice(test_mode, 'test_mode', _MODES)
@@ -436,12 +434,10 @@ class ConcurrentSoftmaxLoss(nn.Module):
         return classes
 
     def _set_r(self, r: Tensor) -> None:
-        self.register_buffer('r', r, persistent=False)
         # r row-compressed, with the background's zero row and column, for eq. 3
         r_idx, r_val = sparse_rows(F.pad(r, (0, 1, 0, 1)))
-        self.register_buffer('r_idx', r_idx, persistent=False)
-        self.register_buffer('r_val', r_val, persistent=False)
-        self.register_buffer('r_any', (r_val > 0).any(dim=1), persistent=False)
+        for name, buf in dict(r=r, r_idx=r_idx, r_val=r_val, r_any=(r_val > 0).any(dim=1)).items():
+            self.register_buffer(name, buf, persistent=False)
 
     def bind_classes(self, classes: Sequence[str]) -> None:
         """Map a ``.json`` ``r_file`` (and its hierarchy) onto ``classes``,
@@ -526,10 +522,8 @@ class ConcurrentSoftmaxLoss(nn.Module):
                              "targets need train_mode='concurrent'")
         else:
             loss = F.cross_entropy(cls_score.float(), labels, reduction='none')
-        if label_weights is not None:
-            label_weights = label_weights.float()
-        loss = weight_reduce_loss(loss, label_weights, reduction_override or self.reduction,
-                                  avg_factor)
+        loss = weight_reduce_loss(loss, None if label_weights is None else label_weights.float(),
+                                  reduction_override or self.reduction, avg_factor)
         return self.loss_weight * loss
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
