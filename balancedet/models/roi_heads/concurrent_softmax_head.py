@@ -76,10 +76,6 @@ class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
             kwargs['loss_cls'] = dict(loss, num_classes=kwargs.get('num_classes', 80))
         super().__init__(*args, **kwargs)
 
-    @property
-    def use_multi_hot(self) -> bool:
-        return bool(getattr(self.loss_cls, 'use_multi_hot', False))
-
     def get_multi_hot_targets(self, sampling_results: list[SamplingResult]) -> Tensor:
         """``(sum num_rois, C + 1)`` bool targets, in ``get_targets`` order
         (per image: positives then negatives)."""
@@ -117,7 +113,7 @@ class ConcurrentSoftmaxBBoxHead(Shared2FCBBoxHead):
                         rcnn_train_cfg,
                         concat: bool = True,
                         reduction_override: str | None = None) -> dict:
-        if not self.use_multi_hot:
+        if not getattr(self.loss_cls, 'use_multi_hot', False):
             return super().loss_and_target(cls_score, bbox_pred, rois, sampling_results,
                                            rcnn_train_cfg, concat, reduction_override)
         if not concat:
