@@ -36,26 +36,17 @@ def _base_datasets(dataset):
         yield dataset
 
 
-def _num_multi_label_objects(dataset) -> int:
-    if hasattr(dataset, '_count_multi'):
-        return int(dataset._count_multi())
-    return sum(sum(len(x.get('multi_labels', ())) > 1 for x in
-                   dataset.get_data_info(i).get('instances', ()))
-               for i in range(len(dataset)))
-
-
 def check_multi_label_model(model, dataset) -> None:
     """Raise ``TypeError`` naming the component when ``dataset`` holds
     multi-label objects that ``model`` cannot train on as multi-hot targets."""
     from balancedet.models.losses import ConcurrentSoftmaxLoss
-    from balancedet.models.roi_heads.concurrent_softmax_head import (
-        ConcurrentSoftmaxBBoxHead,
-        ConcurrentSoftmaxRoIHead,
-    )
+    from balancedet.models.roi_heads import concurrent_softmax_head as heads
     multi, name = 0, None
     for ds in _base_datasets(dataset):
         if (getattr(ds, 'metainfo', None) or {}).get('multi_label'):
-            multi += _num_multi_label_objects(ds)
+            multi += int(ds._count_multi()) if hasattr(ds, '_count_multi') else sum(
+                sum(len(x.get('multi_labels', ())) > 1 for x in
+                    ds.get_data_info(i).get('instances', ())) for i in range(len(ds)))
             name = type(ds).__name__
     if not multi:
         return
@@ -69,12 +60,12 @@ def check_multi_label_model(model, dataset) -> None:
     if roi_head is None:
         raise TypeError(f'{what}, but {type(model).__name__} has no RoI head that can carry '
                         f'multi-hot targets; they would be reduced to one label each. {fix}')
-    if not isinstance(roi_head, ConcurrentSoftmaxRoIHead):
+    if not isinstance(roi_head, heads.ConcurrentSoftmaxRoIHead):
         raise TypeError(f'{what}, but the RoI head {type(roi_head).__name__} drops '
                         f'gt_instances.multi_labels (one label per object reaches the loss). '
                         f'{fix}')
     bbox_head = roi_head.bbox_head
-    if not isinstance(bbox_head, ConcurrentSoftmaxBBoxHead):
+    if not isinstance(bbox_head, heads.ConcurrentSoftmaxBBoxHead):
         raise TypeError(f'{what}, but the bbox head {type(bbox_head).__name__} cannot build '
                         f'multi-hot targets. {fix}')
     loss = bbox_head.loss_cls
