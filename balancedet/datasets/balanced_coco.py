@@ -189,9 +189,22 @@ def category_labels(categories, classes=None, source='the annotation file'):
     return tuple(classes), {c['id']: index[c['name']] for c in cats if c['name'] in index}
 
 
-def default_palette(num_classes):
-    """A fixed colour per class (mmdet's visualizer needs one)."""
-    return [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7)) for k in range(num_classes)]
+def set_classes(metainfo, classes):
+    """Store ``classes`` in a dataset's ``metainfo``, with a fixed colour per
+    class when no palette is given (mmdet's visualizer needs one)."""
+    metainfo['classes'] = classes
+    if metainfo.get('palette') is None:
+        metainfo['palette'] = [tuple((37 * i + 60) % 256 for i in (k, k + 3, k + 7))
+                               for k in range(len(classes))]
+
+
+def add_multi_labels(instances):
+    """Give every instance the ``multi_labels`` of its object (one rule decides
+    which boxes are one object: :mod:`balancedet.datasets.same_object`)."""
+    label_sets = object_label_sets([inst['bbox'] for inst in instances],
+                                   [inst['bbox_label'] for inst in instances])
+    for inst, labels in zip(instances, label_sets):
+        inst['multi_labels'] = labels
 
 
 def category_parents(categories, classes):
@@ -201,12 +214,9 @@ def category_parents(categories, classes):
     Only links whose parent is itself one of ``classes`` are kept.
     """
     index = {name: i for i, name in enumerate(classes)}
-    parents = {}
-    for cat in categories:
-        child, parent = cat['name'], cat.get('supercategory')
-        if child in index and parent in index and parent != child:
-            parents[index[child]] = index[parent]
-    return parents
+    return {index[c['name']]: index[c['supercategory']] for c in categories
+            if c['name'] in index and c.get('supercategory') in index
+            and c['supercategory'] != c['name']}
 
 
 class _PreloadedCOCO(COCO):
@@ -240,9 +250,7 @@ class BalancedCocoDataset(CocoDataset):
         coco = read_coco_annotations(self.ann_file, self.backend_args)
         classes = category_labels(coco['categories'], self._metainfo.get('classes'),
                                   repr(self.ann_file))[0]
-        self._metainfo['classes'] = classes
-        if self._metainfo.get('palette') is None:
-            self._metainfo['palette'] = default_palette(len(classes))
+        set_classes(self._metainfo, classes)
         self._metainfo['parents'] = category_parents(coco['categories'], classes)
 
         # mmdet's loader builds its COCO index through ``self.COCOAPI``: hand it
@@ -252,12 +260,8 @@ class BalancedCocoDataset(CocoDataset):
             data_list = super().load_data_list()
         finally:
             del self.COCOAPI
-        for info in data_list:  # one rule decides which boxes are one object
-            instances = info['instances']
-            label_sets = object_label_sets([inst['bbox'] for inst in instances],
-                                           [inst['bbox_label'] for inst in instances])
-            for inst, labels in zip(instances, label_sets):
-                inst['multi_labels'] = labels
+        for info in data_list:
+            add_multi_labels(info['instances'])
         if self.check_image_files:
             missing = [d['img_path'] for d in data_list if not osp.isfile(d['img_path'])]
             if missing:

@@ -55,12 +55,9 @@ def check_boxes(xyxy, width, height, *, source: str, record_ids, min_size: float
         raise DatasetError(
             f'{source}: {len(bad)} box(es) with a non-finite coordinate, first: record '
             f'{record_ids[bad[0]]!r} box {boxes[bad[0]].tolist()}; fix or remove the record')
-    width = np.asarray(width, dtype=np.float64)
-    height = np.asarray(height, dtype=np.float64)
-    big_enough = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & \
-        ((boxes[:, 3] - boxes[:, 1]) >= min_size)
-    inside = (boxes[:, 0] < width) & (boxes[:, 1] < height) & (boxes[:, 2] > 0) & \
-        (boxes[:, 3] > 0)
+    big_enough = (boxes[:, 2:] - boxes[:, :2] >= min_size).all(axis=1)
+    inside = (boxes[:, 0] < np.asarray(width, dtype=np.float64)) & (boxes[:, 2:] > 0).all(axis=1) \
+        & (boxes[:, 1] < np.asarray(height, dtype=np.float64))
     return big_enough & inside
 
 

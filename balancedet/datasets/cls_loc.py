@@ -111,25 +111,24 @@ def convert_split(ann_file, img_dir, out_ann_file, out_img_dir, erase_others=Tru
         if cid is None:
             dropped += 1
             continue
-        kept, seen = [], set()
+        kept = {}  # box -> its first annotation of the class
         for a in leaf_anns:
-            if a['category_id'] == cid and tuple(a['bbox']) not in seen:
-                seen.add(tuple(a['bbox']))
-                kept.append(a)
+            if a['category_id'] == cid:
+                kept.setdefault(tuple(a['bbox']), a)
         src = osp.join(img_dir, img_info['file_name'])
         dst = osp.join(out_img_dir, img_info['file_name'])
         if not osp.isfile(src):
             raise DatasetError(f'image {src!r} listed in {ann_file!r} is missing')
         os.makedirs(osp.dirname(dst), exist_ok=True)
-        others = [a['bbox'] for a in anns if tuple(a['bbox']) not in seen]
+        others = [a['bbox'] for a in anns if tuple(a['bbox']) not in kept]
         if erase_others and others:
             img = cv2.imread(src, cv2.IMREAD_COLOR)
-            img = _erase(img, others, [a['bbox'] for a in kept], rng, margin)
+            img = _erase(img, others, [a['bbox'] for a in kept.values()], rng, margin)
             cv2.imwrite(dst, img)
         else:
             shutil.copyfile(src, dst)
         images.append(dict(img_info))
-        annotations += [dict(a, id=len(annotations) + j) for j, a in enumerate(kept, 1)]
+        annotations += [dict(a, id=len(annotations) + j) for j, a in enumerate(kept.values(), 1)]
 
     out = dict(coco, images=images, annotations=annotations,
                categories=[dict(c, supercategory='none') for c in leaves])

@@ -52,9 +52,10 @@ def lvis_class_names():
     return tuple(LVISV1Dataset.METAINFO['classes'])
 
 
-def _draw_split(rng, num_images, weights, img_size, max_objects):
-    """Per image: a list of ``(label, [x, y, w, h])`` boxes (label indexes weights)."""
-    probs = np.asarray(weights, dtype=np.float64)
+def _draw_split(rng, num_images, num_classes, img_size, max_objects):
+    """Per image: a list of ``(label, [x, y, w, h])`` boxes, label ``k`` drawn with
+    weight ``0.7 ** k`` (frequent / common / rare thirds with geometric decay inside)."""
+    probs = np.array([0.7 ** k for k in range(num_classes)], dtype=np.float64)
     probs /= probs.sum()
     images = []
     for _ in range(num_images):
@@ -83,11 +84,6 @@ def _colours(n):
             for k in range(n)]
 
 
-def _class_weights(n):
-    # frequent / common / rare thirds with geometric decay inside
-    return [0.7 ** k for k in range(n)]
-
-
 def _ann(ann_id, img_id, cat_id, x, y, w, h, **extra):
     return dict(id=ann_id, image_id=img_id, category_id=cat_id, bbox=[x, y, w, h], area=w * h,
                 segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]], **extra)
@@ -113,7 +109,7 @@ def generate_tiny_coco(root, num_train=8, num_val=4, img_size=96, num_classes=12
     next_img, next_ann = 1, 1
     for split, num in (('train', num_train), ('val', num_val)):
         images, anns = [], []
-        for boxes in _draw_split(rng, num, _class_weights(num_classes), img_size, max_objects):
+        for boxes in _draw_split(rng, num, num_classes, img_size, max_objects):
             file_name = f'{next_img:012d}.jpg'
             _write_image(osp.join(root, f'{split}2017', file_name), boxes, img_size, colours, rng)
             images.append(dict(id=next_img, file_name=file_name, width=img_size,
@@ -142,7 +138,7 @@ def generate_tiny_lvis(root, num_train=9, num_val=6, img_size=96, num_classes=12
     colours = _colours(num_classes)
     third = max(1, num_classes // 3)
     freq = ['f' if k < third else 'c' if k < 2 * third else 'r' for k in range(num_classes)]
-    draws = {s: _draw_split(rng, n, _class_weights(num_classes), img_size, max_objects)
+    draws = {s: _draw_split(rng, n, num_classes, img_size, max_objects)
              for s, n in (('train', num_train), ('val', num_val))}
     image_count = Counter(label for boxes in draws['train'] for label in {b[0] for b in boxes})
     instance_count = Counter(label for boxes in draws['train'] for label, _ in boxes)

@@ -162,13 +162,12 @@ def _make_split(out_dir, split, num_images, spec, rng):
     name_to_id = {name: cid for cid, name, _ in DEMO_CATEGORIES}
     parent_of = {name: parent for _, name, parent in DEMO_CATEGORIES}
     leaves = [name for _, name, parent in DEMO_CATEGORIES if parent != ROOT_NAME]
-    freqs = kind_frequencies(spec.tail_ratio)
 
     # Exact per-kind object counts (every kind present at least once), then
     # shuffled into images: the tail is fixed by the spec, not by chance.
     num_nonempty = max(1, num_images - int(round(spec.empty_fraction * num_images)))
     total = max(len(_KINDS), int(round(spec.mean_objects * num_nonempty)))
-    counts = np.maximum(1, np.round(freqs * total)).astype(int)
+    counts = np.maximum(1, np.round(kind_frequencies(spec.tail_ratio) * total)).astype(int)
     kinds = np.repeat(np.arange(len(_KINDS)), counts)
     rng.shuffle(kinds)
     image_of = np.concatenate([np.arange(num_nonempty),
@@ -179,7 +178,7 @@ def _make_split(out_dir, split, num_images, spec, rng):
     img_dir = osp.join(out_dir, split)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
-    per_image = [[] for _ in range(num_nonempty)]
+    per_image = [[] for _ in range(num_images)]  # kinds drawn in each slot of ``order``
     for k, i in zip(kinds.tolist(), image_of.tolist()):
         per_image[i].append(k)
 
@@ -190,7 +189,7 @@ def _make_split(out_dir, split, num_images, spec, rng):
         noise = rng.normal(0, 12, size=(spec.img_size, spec.img_size, 3)).astype(np.float32)
         img = np.clip(base + noise, 0, 255).astype(np.uint8)
         placed = []
-        for k in (per_image[slot] if slot < num_nonempty else []):
+        for k in per_image[slot]:
             box = _place_box(rng, spec, placed)
             if box is None:
                 continue
@@ -205,26 +204,20 @@ def _make_split(out_dir, split, num_images, spec, rng):
             names = ([parent_of[leaf]] if u < spec.parent_only else [leaf, parent_of[leaf]]
                      if u < spec.parent_only + spec.explicit_multilabel else [leaf])
             x1, y1, x2, y2 = box
-            for name in names:
-                annotations.append(
-                    dict(id=len(annotations) + 1, image_id=image_id,
-                         category_id=name_to_id[name],
-                         bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
-                         area=float((x2 - x1) * (y2 - y1)), iscrowd=0))
+            annotations += [dict(image_id=image_id, category_id=name_to_id[name],
+                                 bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                                 area=float((x2 - x1) * (y2 - y1)), iscrowd=0) for name in names]
         cv2.imwrite(osp.join(img_dir, file_name), img)
         images.append(dict(id=image_id, file_name=file_name, width=spec.img_size,
                            height=spec.img_size))
 
-    images.sort(key=lambda x: x['id'])
-    annotations.sort(key=lambda a: (a['image_id'], a['id']))
-    for new_id, ann in enumerate(annotations, 1):
-        ann['id'] = new_id
+    # each image's annotations are contiguous, in order: a stable sort by image id
+    annotations = sorted(annotations, key=lambda a: a['image_id'])
     return dict(
         info=dict(description=f'balancedet demo dataset ({split})', version='1.0',
                   generator=asdict(spec)),
-        licenses=[],
-        images=images,
-        annotations=annotations,
+        licenses=[], images=sorted(images, key=lambda x: x['id']),
+        annotations=[dict(id=i, **a) for i, a in enumerate(annotations, 1)],
         categories=[dict(id=cid, name=name, supercategory=parent)
                     for cid, name, parent in DEMO_CATEGORIES])
 

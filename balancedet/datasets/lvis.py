@@ -35,9 +35,8 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from .balanced_coco import category_labels, coco_box_rule, default_palette, load_annotation_json
+from . import balanced_coco as coco_rules
 from .box_rules import DatasetError, warn_dropped
-from .same_object import object_label_sets
 
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
 LVIS_IMAGE_FIELDS = ('neg_category_ids', 'not_exhaustive_category_ids')
@@ -47,8 +46,8 @@ FREQUENCY_GROUPS = ('r', 'c', 'f')
 def read_lvis_annotations(ann_file, backend_args=None, require_frequency=True) -> dict:
     """Load an LVIS v1 file and check what LVIS evaluation and sampling rely on
     (``frequency`` of every category only with ``require_frequency``)."""
-    data = load_annotation_json(ann_file, backend_args,
-                                'write a tiny one with `python tools/misc/make_lvis_dataset.py`')
+    data = coco_rules.load_annotation_json(
+        ann_file, backend_args, 'write a tiny one with `python tools/misc/make_lvis_dataset.py`')
     images = data['images']
     if images and not any(f in images[0] for f in LVIS_IMAGE_FIELDS):
         raise DatasetError(
@@ -110,18 +109,16 @@ class BalancedLVISDataset(CocoDataset):
         # frequency is optional for training (metainfo['frequency'] then holds None); the
         # metric, which reports APr / APc / APf, requires it
         data = read_lvis_annotations(self.ann_file, self.backend_args, require_frequency=False)
-        classes, self.cat2label = category_labels(
+        classes, self.cat2label = coco_rules.category_labels(
             data['categories'], self._metainfo.get('classes'), repr(self.ann_file))
-        self._metainfo['classes'] = classes
+        coco_rules.set_classes(self._metainfo, classes)
         self.cat_ids = sorted(self.cat2label, key=self.cat2label.get)
         frequency = {c['id']: c.get('frequency') for c in data['categories']}
         self._metainfo['frequency'] = [frequency[cid] for cid in self.cat_ids]
-        if self._metainfo.get('palette') is None:
-            self._metainfo['palette'] = default_palette(len(classes))
         images = {img['id']: img for img in data['images']}
         anns = [a for a in data['annotations'] if a['category_id'] in self.cat2label]
         if anns:  # balancedet's box rule (box_rules.check_boxes), as BalancedCocoDataset
-            keep = coco_box_rule(anns, images, f'annotation file {self.ann_file!r}')[1]
+            keep = coco_rules.coco_box_rule(anns, images, f'annotation file {self.ann_file!r}')[1]
             keep &= np.array([a.get('area', 1) > 0 for a in anns])
             warn_dropped(f'annotation file {self.ann_file!r}',
                          [a['id'] for a, k in zip(anns, keep) if not k],
@@ -140,10 +137,7 @@ class BalancedLVISDataset(CocoDataset):
                                       bbox_label=self.cat2label[ann['category_id']],
                                       mask=ann.get('segmentation')))
                 self.cat_img_map[ann['category_id']].append(img['id'])
-            label_sets = object_label_sets([inst['bbox'] for inst in instances],
-                                           [inst['bbox_label'] for inst in instances])
-            for inst, labels in zip(instances, label_sets):
-                inst['multi_labels'] = labels
+            coco_rules.add_multi_labels(instances)
             data_list.append(dict(
                 img_path=osp.join(self.data_prefix.get('img', ''), image_file(img)),
                 img_id=img['id'], width=img['width'], height=img['height'],

@@ -41,9 +41,8 @@ class DropPixels(BaseTransform):
         if low > high:
             raise ValueError(f'DropPixels: fraction must lie in [0, 1] (with low <= high), got '
                              f'{fraction!r}; e.g. fraction=0.05 drops 5 % of the pixels')
-        check_number(prob, 'prob', owner='DropPixels', low=0, high=1)
         self.fraction = (low, high)
-        self.prob = float(prob)
+        self.prob = check_number(prob, 'prob', owner='DropPixels', low=0, high=1)
 
     @cache_randomness
     def _sample(self, shape):
@@ -59,10 +58,8 @@ class DropPixels(BaseTransform):
         img = results['img']
         sample = self._sample(img.shape)
         if sample is not None:
-            mask, colours = sample
-            img = img.copy()
-            img[mask] = colours.astype(img.dtype)
-            results['img'] = img
+            results['img'] = img = img.copy()
+            img[sample[0]] = sample[1].astype(img.dtype)
         return results
 
     def __repr__(self):

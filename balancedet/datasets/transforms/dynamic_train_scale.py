@@ -65,9 +65,8 @@ class DynamicTrainScale(Resize):
         super().__init__(scale_factor=1.0, keep_ratio=False, **kwargs)
         self.anchor_range = _pair(anchor_range, 'anchor_range')
         self.scale_range = _pair(scale_range, 'scale_range')
-        check_number(max_side, 'max_side', owner='DynamicTrainScale', integer=True, low=1,
-                     allow_none=True)
-        self.max_side = max_side
+        self.max_side = check_number(max_side, 'max_side', owner='DynamicTrainScale',
+                                     integer=True, low=1, allow_none=True)
         self.max_tries = int(max_tries)
 
     def choose_factor(self, sizes: np.ndarray, img_hw) -> float:
@@ -99,12 +98,10 @@ class DynamicTrainScale(Resize):
         sizes = np.zeros(0)
         boxes = results.get('gt_bboxes', None)
         if boxes is not None and len(boxes) > 0:
-            t = boxes.tensor if hasattr(boxes, 'tensor') else boxes
-            t = np.asarray(t, dtype=np.float64).reshape(-1, 4)
+            t = np.asarray(getattr(boxes, 'tensor', boxes), dtype=np.float64).reshape(-1, 4)
             if 'gt_ignore_flags' in results:
                 t = t[~np.asarray(results['gt_ignore_flags'], dtype=bool)]
-            sizes = np.sqrt(np.clip(t[:, 2] - t[:, 0], 0, None) *
-                            np.clip(t[:, 3] - t[:, 1], 0, None))
+            sizes = np.sqrt(np.clip(t[:, 2:] - t[:, :2], 0, None).prod(axis=1))
         f = self.choose_factor(sizes, (h, w))
         # mmdet's Resize does the rest at this image's scale (as RandomResize sets it)
         self.scale = (max(1, int(round(w * f))), max(1, int(round(h * f))))

@@ -75,14 +75,11 @@ class PackMultiLabelDetInputs(PackDetInputs):
                 'dropped or added boxes. Keep box-filtering transforms out of multi-label '
                 'pipelines or set results["gt_multi_labels"] yourself')
         own = [inst.get('bbox_label', lab) for inst, lab in zip(instances, labels.tolist())]
-        sets = [[lab] for lab in own]
-        if any('multi_labels' not in inst for inst in instances) and \
-                all('bbox' in inst for inst in instances):
-            # e.g. mmdet's OpenImagesDataset / CocoDataset: one instance per label; the
-            # same-object rule (identical boxes) recovers each object's label set
-            sets = object_label_sets(
-                np.asarray([inst['bbox'] for inst in instances], dtype=np.float64).reshape(-1, 4),
-                own)
+        # e.g. mmdet's OpenImagesDataset / CocoDataset: one instance per label; the
+        # same-object rule (identical boxes) recovers each object's label set
+        sets = object_label_sets([inst['bbox'] for inst in instances], own) \
+            if any('multi_labels' not in inst for inst in instances) \
+            and all('bbox' in inst for inst in instances) else [[lab] for lab in own]
         lists = [[int(x) for x in inst.get('multi_labels', ml)]
                  for inst, ml in zip(instances, sets)]
         for ml, lab in zip(lists, labels.tolist()):
