@@ -192,22 +192,10 @@ def read_challenge_boxes(path, num_classes):
                 rows=np.asarray(rows, dtype=np.int64), img_paths=img_paths)
 
 
-class _RowIds:
-    """Lazy ``'row N'`` ids for ``check_boxes`` error messages (no big list)."""
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __getitem__(self, k):
-        return f'row {int(self.rows[k])}'
-
-
 def check_normalised_boxes(coords, rows, path):
     """Open Images' rule: coordinates in [0, 1], xmin <= xmax, ymin <= ymax;
     anything else is an error naming the row.  Returns the keep mask (zero-size
     boxes are dropped, counted by the caller)."""
-    if coords.size == 0:
-        return np.ones(0, dtype=bool)
     for bad, why in (
             (~np.isfinite(coords).all(axis=1) | (coords < 0).any(axis=1) | (coords > 1).any(axis=1),
              'is outside [0, 1] ({} such row(s)); Open Images coordinates are normalised by '
@@ -310,9 +298,8 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
 
     @property
     def instances_per_label(self) -> bool:
-        if self._instances_per_label is None:
-            return bool(self.test_mode)
-        return bool(self._instances_per_label)
+        return bool(self.test_mode if self._instances_per_label is None
+                    else self._instances_per_label)
 
     def full_init(self) -> None:
         was = self._fully_initialized
@@ -321,25 +308,19 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
             self._check_pipeline()
 
     # -- loading ------------------------------------------------------------
-    def _read_classes(self):
+    def load_data_list(self) -> list[dict]:
         try:
             classes, mids, m2l = read_label_file(self.label_file, challenge=self.challenge)
             hierarchy = load_openimages_hierarchy(self.hierarchy_file, m2l, classes)
         except HierarchyError as err:
             raise DatasetError(str(err)) from None
-        return classes, mids, m2l, hierarchy
-
-    def load_data_list(self) -> list[dict]:
-        classes, mids, m2l, hierarchy = self._read_classes()
         self.hierarchy: ClassHierarchy = hierarchy
         self.label_id_mapping = m2l
         self._metainfo.update(
             classes=tuple(classes), mids=tuple(mids), RELATION_MATRIX=hierarchy.relation_matrix(),
             parents={k: list(v) for k, v in hierarchy.parents.items()}, multi_label=True)
-        if self.challenge:
-            boxes = read_challenge_boxes(self.ann_file, len(classes))
-        else:
-            boxes = read_v6_boxes(self.ann_file, m2l)
+        boxes = (read_challenge_boxes(self.ann_file, len(classes)) if self.challenge
+                 else read_v6_boxes(self.ann_file, m2l))
         check_normalised_boxes(boxes['coords'], boxes['rows'], self.ann_file)  # errors
         img_level = None
         if self.image_level_ann_file:
@@ -365,8 +346,9 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         hw = np.array([metas[i] for i in order_ids], dtype=np.float64).reshape(-1, 2)
         scale = hw[:, [1, 0, 1, 0]]
         px = boxes['coords'] * scale[img_of_row]
+        # (its non-finite error cannot fire here: check_normalised_boxes ran first)
         keep = check_boxes(px, scale[img_of_row, 0], scale[img_of_row, 1], source=self.ann_file,
-                           record_ids=_RowIds(boxes['rows']))
+                           record_ids=boxes['rows'])
         if not keep.all():
             warn_dropped(self.ann_file, [f'row {r}' for r in boxes['rows'][~keep].tolist()],
                          'under 1 pixel wide or high (box rule)')
@@ -382,8 +364,7 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
             pair_key = np.unique(np.r_[pair_key, pair_key[rows_] // C * C + cols_])
         pair_obj, pair_lab = pair_key // C, pair_key % C
         ml_off = np.r_[0, np.cumsum(np.bincount(pair_obj, minlength=num_obj))].tolist()
-        first_row = np.full(num_obj, len(obj), dtype=np.int64)
-        np.minimum.at(first_row, obj, np.arange(len(obj)))
+        first_row = np.unique(obj, return_index=True)[1]  # objects are 0 .. num_obj - 1
         # class-image pairs for the samplers (every label of every object)
         self._pairs = (img_of_row[first_row][pair_obj], pair_lab)
         self._num_multi = int(np.sum(np.diff(ml_off) > 1))
@@ -430,8 +411,7 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         if self._pairs is not None and len(self) == getattr(self, '_num_loaded', -1):
             return self._pairs
         pairs = [(i, x) for i in range(len(self)) for x in self._image_labels(i)]
-        img, lab = np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T
-        return img, lab
+        return tuple(np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T)
 
     def _image_labels(self, idx: int) -> list[int]:
         return [x for inst in self.get_data_info(idx)['instances']
@@ -450,29 +430,23 @@ class OpenImagesMultiLabelDataset(OpenImagesDataset):
         return self._num_multi
 
     def _check_pipeline(self) -> None:
-        check_pipeline_carries_multi_labels(self.pipeline, type(self).__name__,
-                                            self._count_multi)
+        """Raise when the pipeline's packer would drop ``multi_labels``; objects are
+        counted only when such a packer is found, so single-label data with mmdet's
+        ``PackDetInputs`` stays allowed."""
+        from mmdet.datasets.transforms import PackDetInputs
 
-
-def check_pipeline_carries_multi_labels(pipeline, owner: str, count_multi) -> None:
-    """Raise when the pipeline's packer would drop ``multi_labels``.
-
-    ``count_multi`` is called (once) only when such a packer is found, so
-    single-label data with mmdet's ``PackDetInputs`` stays allowed."""
-    from mmdet.datasets.transforms import PackDetInputs
-
-    from .transforms.multi_label_packing import PackMultiLabelDetInputs
-    transforms = getattr(pipeline, 'transforms', pipeline) or []
-    for t in transforms:
-        if isinstance(t, PackDetInputs) and not isinstance(t, PackMultiLabelDetInputs):
-            n = count_multi()
-            if n:
-                raise DatasetError(
-                    f'{owner}: pipeline step {type(t).__name__} cannot carry multi-hot targets, '
-                    f'but {n} object(s) of the training set have several labels; they would be '
-                    'reduced to one label each. Use dict(type="PackMultiLabelDetInputs") as the '
-                    'last train transform (and ConcurrentSoftmaxRoIHead in the model), or set '
-                    'check_pipeline=False to train on single labels knowingly')
+        from .transforms.multi_label_packing import PackMultiLabelDetInputs
+        for t in getattr(self.pipeline, 'transforms', self.pipeline) or []:
+            if isinstance(t, PackDetInputs) and not isinstance(t, PackMultiLabelDetInputs):
+                n = self._count_multi()
+                if n:
+                    raise DatasetError(
+                        f'{type(self).__name__}: pipeline step {type(t).__name__} cannot carry '
+                        f'multi-hot targets, but {n} object(s) of the training set have several '
+                        'labels; they would be reduced to one label each. Use '
+                        'dict(type="PackMultiLabelDetInputs") as the last train transform (and '
+                        'ConcurrentSoftmaxRoIHead in the model), or set check_pipeline=False to '
+                        'train on single labels knowingly')
 
 
 @DATASETS.register_module()

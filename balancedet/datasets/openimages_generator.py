@@ -63,16 +63,6 @@ CONFUSABLE = ('Tortoise', 'Sea turtle')
 GROUP_OF = ('Tree', 'Person', 'Tomato')
 
 
-def _load_real():
-    classes, mids, m2l = read_label_file(LABEL_FILE)
-    hierarchy = ClassHierarchy.from_openimages_json(HIERARCHY_FILE, m2l, classes)
-    return classes, mids, hierarchy
-
-
-def _image_id(rng):
-    return ''.join(rng.choice(list('0123456789abcdef'), 16))
-
-
 def _write(path, data):
     with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
         f.write(data)
@@ -89,7 +79,8 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
                                 min_size: int = 64, max_size: int = 128) -> dict:
     """Write the dataset into ``out_dir``; returns a summary dict."""
     rng = np.random.default_rng(seed)
-    classes, mids, hier = _load_real()
+    classes, mids, m2l = read_label_file(LABEL_FILE)
+    hier = ClassHierarchy.from_openimages_json(HIERARCHY_FILE, m2l, classes)
     index = {c: i for i, c in enumerate(classes)}
     drawn = [index[c] for c in DRAWN]
     freq = tail_ratio ** (-np.arange(len(drawn)) / max(len(drawn) - 1, 1))
@@ -124,9 +115,8 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
         n_multi = n_parent_only = n_group = 0
         seen = set()
         for _ in range(num):
-            img_id = _image_id(rng)
-            while img_id in seen:
-                img_id = _image_id(rng)
+            while (img_id := ''.join(rng.choice(list('0123456789abcdef'), 16))) in seen:
+                pass  # redraw a taken image id
             seen.add(img_id)
             w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
             img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
@@ -136,8 +126,7 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
                 bw, bh = rng.uniform(0.25, 0.7, 2)
                 x0, y0 = rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh)
                 box = [round(float(v), 6) for v in (x0, x0 + bw, y0, y0 + bh)]  # xmin xmax ...
-                color = tuple(int(v) for v in ((53 * leaf) % 200 + 55, (97 * leaf) % 200 + 55,
-                                               (31 * leaf) % 200 + 55))
+                color = tuple(m * leaf % 200 + 55 for m in (53, 97, 31))
                 cv2.rectangle(img, (int(box[0] * w), int(box[2] * h)),
                               (int(box[1] * w) - 1, int(box[3] * h) - 1), color, -1)
                 labels = [leaf]
@@ -180,8 +169,7 @@ def generate_openimages_dataset(out_dir: str, num_train: int = 40, num_val: int 
             img_rows.append((img_id, int(rng.choice(absent)), 0))
             txt.append(f'{split}/{img_id}.jpg\n-1\n{len(boxes_txt)}\n' + ''.join(
                 b + '\n' for b in boxes_txt))
-        name = 'oidv6-train-annotations-bbox.csv' if split == 'train' else \
-            'validation-annotations-bbox.csv'
+        name = f"{'oidv6-train' if split == 'train' else split}-annotations-bbox.csv"
         _write(osp.join(ann, name), 'ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,'
                'IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n'
                + ''.join(r + '\n' for r in rows))

@@ -89,17 +89,10 @@ def _pairs(det_key, gt_key, seg):
 
 
 def _ranges(lo, cnt):
-    """``(i, lo[i] + k)`` for every ``i`` and ``k < cnt[i]``, by ``i`` then ``k``."""
+    """``(i, lo[i] + k)`` for every ``i`` and ``k < cnt[i]``, by ``i`` then ``k``
+    (one ``np.repeat`` fewer than ``class_index.concat_ranges``: this is the hot path)."""
     return (np.repeat(np.arange(cnt.size), cnt),
             np.arange(int(cnt.sum())) + np.repeat(lo - (np.cumsum(cnt) - cnt), cnt))
-
-
-def _take_or(values, idx, default=-1):
-    """``values[idx]`` where ``idx >= 0``, else ``default``."""
-    out = np.full(idx.size, default, dtype=np.int64)
-    ok = idx >= 0
-    out[ok] = values[idx[ok]]
-    return out
 
 
 def _expand(labels, ptr, idx):
@@ -112,8 +105,6 @@ def _first_max(values, pd, cnt, n):
     """Per det: max of its pair values and the pair index of the first maximum (-1 if none)."""
     vmax = np.full(n, -np.inf, dtype=np.float32)
     arg = np.full(n, -1, dtype=np.int64)
-    if values.size == 0:
-        return vmax, arg
     has = cnt > 0
     vmax[has] = np.maximum.reduceat(values, (np.cumsum(cnt) - cnt)[has])
     first = np.flatnonzero(values == vmax[pd])
@@ -124,8 +115,6 @@ def _first_max(values, pd, cnt, n):
 
 def _average_precision_area(tp, fp, num_gts):
     """mmdet's ``average_precision(mode='area')`` on cumulated tp/fp (float32 like mmdet)."""
-    if tp.size == 0:
-        return np.float32(0.0)
     tp = np.cumsum(tp, dtype=np.float32)
     fp = np.cumsum(fp, dtype=np.float32)
     recalls = tp.astype(np.float64) / max(float(num_gts), float(_F32_EPS))  # float64 as mmdet
@@ -228,14 +217,12 @@ class FastOpenImagesMetric(BaseMetric):
         (box, label, group-of) and a det array ``(m, 6)`` (box, score, label), both sorted
         stably by label (mmdet's per-class order).  The batch is handled with one set of
         array operations; the per-image entries are views of two batch arrays."""
-        num_classes, (anc_ptr, anc_idx, diag) = self._meta()
+        C, (anc_ptr, anc_idx, diag) = self._meta()
         B = len(data_samples)
         if B == 0:
             return
         gtb, gtl, gtg, ills, pb, ps, pl = zip(*(self._read_sample(
-            s.to_dict() if isinstance(s, BaseDataElement) else s, num_classes)
-            for s in data_samples))
-        C = num_classes
+            s.to_dict() if isinstance(s, BaseDataElement) else s, C) for s in data_samples))
 
         def image_of(parts):  # image index of each row of the concatenated parts
             return np.repeat(np.arange(B), [x.size for x in parts])
@@ -343,8 +330,7 @@ class FastOpenImagesMetric(BaseMetric):
             # all images' rows, their image, and the order (class, image, mmdet order within
             # the image: per-image arrays are label-sorted, so a stable sort by label)
             n = np.fromiter((r[part].shape[0] for r in results), np.int64, num_imgs)
-            X = np.concatenate([r[part] for r in results]).astype(dtype, copy=False) \
-                if n.sum() else np.zeros((0, 6), dtype)
+            X = np.concatenate([r[part] for r in results]).astype(dtype, copy=False)
             lab = X[:, label_col].astype(np.int32)
             order = np.argsort(lab, kind='stable')
             return (X, np.repeat(np.arange(num_imgs, dtype=np.int32), n), order,
@@ -385,9 +371,9 @@ class FastOpenImagesMetric(BaseMetric):
         eval_results['mAP'] = sum(per_thr_map) / len(per_thr_map)
         # mean over thresholds (and the scale ranges where the class has ground truth);
         # NaN for classes without ground truth
-        stack = np.where(valid, aps.astype(np.float64), np.nan)
-        n_valid = (~np.isnan(stack)).sum(0)
-        cls_ap = np.where(n_valid > 0, np.nansum(stack, 0) / np.maximum(n_valid, 1), np.nan)
+        n_valid = valid.sum(0)
+        cls_ap = np.where(n_valid > 0, np.where(valid, aps, 0).astype(np.float64).sum(0)
+                          / np.maximum(n_valid, 1), np.nan)
         if self.classwise:
             for c in np.flatnonzero(~np.isnan(cls_ap)):
                 eval_results[f'AP/{classes[c]}'] = float(cls_ap[c])
@@ -395,8 +381,7 @@ class FastOpenImagesMetric(BaseMetric):
         if counts is not None:
             order = np.lexsort((np.arange(num_classes), -counts))
             for name, part in zip(('head', 'middle', 'tail'), np.array_split(order, 3)):
-                vals = cls_ap[part]
-                vals = vals[~np.isnan(vals)]
+                vals = cls_ap[part][~np.isnan(cls_ap[part])]
                 eval_results[f'mAP_{name}'] = float(vals.mean()) if vals.size else float('nan')
         print_log(f'FastOpenImagesMetric: {num_imgs} images, mAP {eval_results["mAP"]:.4f}',
                   logger='current')
@@ -466,7 +451,7 @@ class FastOpenImagesMetric(BaseMetric):
             # per det: largest IoU (IoA) with a box idx of its segment and which one (-1: none)
             pd, pg, cnt = _pairs(d_key, g_key[idx], seg)
             vmax, arg = _first_max(_iou_f32(dbox[pd], gbox[idx][pg], iof), pd, cnt, n)
-            return vmax, _take_or(pg, arg)
+            return vmax, np.append(pg, -1)[arg]  # -1: none
         iou_max, ng_match = best(ng_idx, False)  # index in ng_idx
         ioa_max, gg_match = best(gg_idx, True)  # index in gg_idx
         # classes whose mmdet sequence is float64 (a group-of box creates a float64 array)
@@ -476,8 +461,7 @@ class FastOpenImagesMetric(BaseMetric):
 
         def one(iou_thr, ioa_thr, rng):
             """tp/fp of every detection entry for one (IoU, IoA, area range); AP per class."""
-            tp = np.zeros(n, np.float32)
-            fp = np.zeros(n, np.float32)
+            tp, fp = np.zeros((2, n), np.float32)
             if rng is None:
                 det_in = np.ones(n, bool)
                 gt_ign = np.zeros(gt_area.size, bool)
@@ -487,7 +471,7 @@ class FastOpenImagesMetric(BaseMetric):
                 gt_ign = (gt_area < lo) | (gt_area >= hi)
             # stage 1: greedy matching to non-group-of boxes
             elig = iou_max >= iou_thr
-            matched = _take_or(ng_idx, np.where(elig, ng_match, -1))
+            matched = np.append(ng_idx, -1)[np.where(elig, ng_match, -1)]
             cand = elig.copy()
             cand[elig] = ~gt_ign[matched[elig]]
             ci = np.flatnonzero(cand)
@@ -510,8 +494,7 @@ class FastOpenImagesMetric(BaseMetric):
             keep = ~mg
             # per-class sequences in mmdet's order: per image, kept dets then group-of entries
             e_key = np.concatenate([d_key[keep], gg_key])
-            e_type = np.concatenate([np.zeros(int(keep.sum()), np.int8),
-                                     np.ones(gg_key.size, np.int8)])
+            e_type = np.repeat(np.arange(2, dtype=np.int8), [int(keep.sum()), gg_key.size])
             e_score = np.concatenate([dscore[keep].astype(np.float64), g_score])
             e_tp = np.concatenate([tp[keep], g_tp])
             e_fp = np.concatenate([fp[keep], (1.0 - g_tp) * ~gt_ign[gg_idx]]).astype(np.float32)
