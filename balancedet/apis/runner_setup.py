@@ -65,9 +65,8 @@ def _all_keys(node, prefix=''):
             yield key
             yield from _all_keys(v, key + '.')
     elif isinstance(node, (list, tuple)):
-        for i, v in enumerate(node):
-            if isinstance(v, (dict, list, tuple)):
-                yield from _all_keys(v, f'{prefix}{i}.')
+        for i, v in enumerate(node):   # (a scalar item yields nothing)
+            yield from _all_keys(v, f'{prefix}{i}.')
 
 
 #: top-level keys the runner accepts although a config need not set them
@@ -98,10 +97,9 @@ def check_cfg_options(cfg, cfg_options):
     tree = cfg.to_dict()
     out, bad = {}, []
     for key, value in cfg_options.items():
+        out[key.removeprefix('+')] = value
         if key.startswith('+'):
-            out[key[1:]] = value
             continue
-        out[key] = value
         parts = key.split('.')
         found, parent, depth = _walk(tree, parts)
         if not (found or (len(parts) == 1 and key in _RUNNER_KEYS) or (
@@ -212,12 +210,11 @@ def check_deferred_arguments(runner):
     """
     save_params = set(inspect.signature(runner.save_checkpoint).parameters)
     for hook in runner.hooks:
-        if isinstance(hook, CheckpointHook) and getattr(hook, 'args', None):
-            unknown = set(hook.args) - save_params
-            if unknown:
-                accepted = (set(inspect.signature(CheckpointHook.__init__).parameters)
-                            | save_params) - {'self', 'kwargs', 'out_dir', 'filename'}
-                raise TypeError(_unknown(unknown, accepted, type(hook).__name__))
+        if isinstance(hook, CheckpointHook) and (
+                unknown := set(getattr(hook, 'args', None) or ()) - save_params):
+            accepted = (set(inspect.signature(CheckpointHook.__init__).parameters)
+                        | save_params) - {'self', 'kwargs', 'out_dir', 'filename'}
+            raise TypeError(_unknown(unknown, accepted, type(hook).__name__))
 
 
 class StrictWeightsHook(Hook):
@@ -233,8 +230,7 @@ class StrictWeightsHook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, filename='checkpoint', show=5):
-        self.filename = filename
-        self.show = show
+        self.filename, self.show = filename, show
 
     def after_load_checkpoint(self, runner, checkpoint):
         model = runner.model
@@ -270,8 +266,7 @@ def build_runner(cfg, *, strict_weights=False):
         cfg (Config): From :func:`load_config`.
         strict_weights (bool): Register :class:`StrictWeightsHook` (test tool).
     """
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = '0'
+    os.environ.setdefault('LOCAL_RANK', '0')
     if (cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available()
             and not torch.distributed.is_initialized()):
         # mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``, which a CPU

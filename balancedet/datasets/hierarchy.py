@@ -38,6 +38,7 @@ from __future__ import annotations
 import graphlib
 import json
 import os.path as osp
+import pathlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -54,11 +55,6 @@ def _with_root(mat):
     out = np.pad(np.asarray(mat) != 0, ((1, 0), (1, 0))).astype(np.int64)
     out[:, 0] = 1
     return out
-
-
-def _load_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def _load(src, name, load, error, fmt):
@@ -136,10 +132,10 @@ class ClassHierarchy:
             mid_to_label: MID (``/m/...``) -> label index, from the label file.
             classes: class names in label order.
         """
-        source, tree = _load(hierarchy_file, '<hierarchy dict>', _load_json,
+        source, tree = _load(hierarchy_file, '<hierarchy dict>',
+                             lambda path: json.loads(pathlib.Path(path).read_text()),
                              json.JSONDecodeError, 'valid JSON')
-        parents: dict[int, set] = {}
-        parts: dict[int, set] = {}
+        parents, parts = {}, {}   # label -> the labels it is a kind of / a part of
         unknown: list[str] = []
 
         def label_of(node, where):
@@ -166,8 +162,7 @@ class ClassHierarchy:
                     raise HierarchyError(f'hierarchy file {source!r}: "{key}" of {where} '
                                          'must be a list')
                 for k, child in enumerate(children):
-                    cwhere = f'{where}/{key}[{k}]'
-                    cl = label_of(child, cwhere)
+                    cl = label_of(child, f'{where}/{key}[{k}]')
                     if cl is not None and me is not None:
                         store.setdefault(cl, set()).add(me)
                     stack.append((child, cl, child['LabelName']))
@@ -337,11 +332,9 @@ def read_label_file(label_file: str, challenge: bool = False):
                                      'integer') from None
     if not rows:
         raise HierarchyError(f'{where} is empty')
-    if challenge:
-        if sorted(r[0] for r in rows) != list(range(1, len(rows) + 1)):
-            raise HierarchyError(f'{where}: LabelIds must be 1..{len(rows)} without gaps or '
-                                 'repeats')
-        rows.sort(key=lambda r: r[0])
+    if challenge and sorted(r[0] for r in rows) != list(range(1, len(rows) + 1)):
+        raise HierarchyError(f'{where}: LabelIds must be 1..{len(rows)} without gaps or repeats')
+    rows.sort(key=lambda r: r[0])   # Challenge: LabelId order; V6 (ids all 0, stable): row order
     mids = [r[1] for r in rows]
     return [r[2] for r in rows], mids, {m: i for i, m in enumerate(mids)}
 

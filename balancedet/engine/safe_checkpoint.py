@@ -64,7 +64,7 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner import checkpoint as mmckpt
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -143,7 +143,6 @@ def allow_globals(*objs):
 #: numpy type codes of plain numeric dtypes (what ``dtype.__reduce__`` writes).
 PLAIN_DTYPE_CODES = frozenset(
     ['b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8', 'c8', 'c16'])
-_ENDIANS = frozenset('<>|=')
 _PASS_THROUGH = (str, bytes, bytearray, int, float, complex, bool, type(None), torch.Tensor,
                  torch.Size, torch.device, torch.dtype, torch.layout)
 
@@ -158,7 +157,7 @@ def plain_dtype(code, endian='|'):
         raise _Refusal(f'numpy dtype {code!r} is not a plain numeric dtype (allowed: '
                        f'{sorted(PLAIN_DTYPE_CODES)}; object, void/structured, string and '
                        'datetime dtypes are refused)')
-    if not isinstance(endian, str) or endian not in _ENDIANS:
+    if not isinstance(endian, str) or endian not in ('<', '>', '|', '='):
         raise _Refusal(f'numpy dtype byte order {endian!r} is invalid')
     return np.dtype(code).newbyteorder(endian)   # '|' keeps, '=' is native
 
@@ -367,12 +366,11 @@ def _config_gpu_ids(text):
     """``gpu_ids`` of a config text, read as data (the text is parsed, never run)."""
     try:
         for node in ast.parse(text).body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == 'gpu_ids'):
+            names = [getattr(t, 'id', None) for t in getattr(node, 'targets', ())]
+            if isinstance(node, ast.Assign) and names == ['gpu_ids']:
                 return ast.literal_eval(node.value)
     except (SyntaxError, ValueError, TypeError):
-        pass
-    return None
+        return None
 
 
 def neutralise_meta(checkpoint, name):
@@ -434,11 +432,10 @@ def load_from_http(filename, map_location=None, model_dir=None):
     """
     rank, world_size = get_dist_info()
     if rank == 0:
-        cached = _download(filename, model_dir)
+        _download(filename, model_dir)
     if world_size > 1:
         torch.distributed.barrier()
-        if rank > 0:
-            cached = _download(filename, model_dir)
+    cached = _download(filename, model_dir)   # rank 0: already cached
     return load_checkpoint_file(cached, map_location=map_location,
                                 name=f'{filename} (cached as {cached})')
 
@@ -454,15 +451,14 @@ def _model_url(filename, urls, what, renamed=()):
 
 def load_from_torchvision(filename, map_location=None):
     """``torchvision://NAME`` / ``modelzoo://NAME``: mmengine's URL table, then HTTP."""
-    from mmengine.runner.checkpoint import get_torchvision_models
-    return load_from_http(_model_url(filename, get_torchvision_models(), 'torchvision'),
+    return load_from_http(_model_url(filename, mmckpt.get_torchvision_models(), 'torchvision'),
                           map_location=map_location)
 
 
 def load_from_openmmlab(filename, map_location=None):
     """``open-mmlab://NAME`` / ``openmmlab://NAME``: mmengine's tables, then HTTP or a file."""
-    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
-    url = _model_url(filename, get_external_models(), 'OpenMMLab', get_deprecated_model_names())
+    url = _model_url(filename, mmckpt.get_external_models(), 'OpenMMLab',
+                     mmckpt.get_deprecated_model_names())
     if url.startswith(('http://', 'https://')):
         return load_from_http(url, map_location=map_location)
     home = os.getenv('MMENGINE_HOME') or osp.join(os.getenv('XDG_CACHE_HOME', '~/.cache'),
@@ -472,8 +468,7 @@ def load_from_openmmlab(filename, map_location=None):
 
 def load_from_mmcls(filename, map_location=None):
     """``mmcls://NAME``: HTTP, then only the ``backbone.`` weights, prefix removed."""
-    from mmengine.runner.checkpoint import get_mmcls_models
-    checkpoint = load_from_http(_model_url(filename, get_mmcls_models(), 'mmcls'),
+    checkpoint = load_from_http(_model_url(filename, mmckpt.get_mmcls_models(), 'mmcls'),
                                 map_location=map_location)
     weights = checkpoint.get('state_dict', checkpoint)
     return dict(state_dict=OrderedDict(
@@ -497,8 +492,7 @@ def load_from_ceph(filename, map_location=None, backend='petrel'):
     """``s3://`` / ``petrel://``: bytes from mmengine's file backend, then the safe loader."""
     from mmengine.fileio import get_file_backend
     data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
-    with io.BytesIO(data) as buffer:
-        return load_checkpoint_file(buffer, map_location=map_location, name=filename)
+    return load_checkpoint_file(io.BytesIO(data), map_location=map_location, name=filename)
 
 
 def load_from_local(filename, map_location=None):
@@ -521,7 +515,7 @@ SCHEMES = {
 def install():
     """Register the safe loader for every scheme (idempotent)."""
     for prefixes, loader in SCHEMES.items():
-        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
+        mmckpt.CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
 
 
 install()

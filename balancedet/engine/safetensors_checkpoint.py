@@ -251,14 +251,6 @@ def _metadata(source, name):
     return meta if isinstance(meta, dict) else {}
 
 
-def _to_device(tensors, map_location):
-    if map_location is None or callable(map_location):
-        return tensors
-    if isinstance(map_location, dict):
-        raise ValueError('a dict map_location is not supported for safetensors checkpoints')
-    return OrderedDict((k, v.to(map_location)) for k, v in tensors.items())
-
-
 def load_safetensors_checkpoint(source, map_location=None, name=None):
     """Read a safetensors checkpoint from a path or a binary file object."""
     from safetensors import SafetensorError
@@ -275,12 +267,14 @@ def load_safetensors_checkpoint(source, map_location=None, name=None):
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointFormatError(
             f'safetensors file {name!r} is truncated or corrupt ({err})') from None
-    tensors = _to_device(OrderedDict(tensors), map_location)
+    if isinstance(map_location, dict):
+        raise ValueError('a dict map_location is not supported for safetensors checkpoints')
+    tensors = OrderedDict((k, v if map_location is None or callable(map_location)
+                           else v.to(map_location)) for k, v in tensors.items())
     if META_KEY not in meta:
         return {'state_dict': tensors}   # plain weights (a model hub's file)
     try:
-        doc = json.loads(meta[META_KEY])
-        checkpoint = _decoder(tensors)(doc)
+        checkpoint = _decoder(tensors)(json.loads(meta[META_KEY]))
     except json.JSONDecodeError as err:
         raise CheckpointFormatError(f'checkpoint {name!r}: its JSON metadata is corrupt ({err})')
     except (_Refusal, ValueError, TypeError) as err:

@@ -118,10 +118,8 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
         raise ValueError(f'results refer to image ids not in the annotation file, e.g. '
                          f'{sorted(unknown)[:5]}')
     gts = defaultdict(list)
-    present = defaultdict(set)
     for ann in gt['annotations']:
         gts[ann['image_id'], ann['category_id']].append(ann)
-        present[ann['image_id']].add(ann['category_id'])
     # max_dets per image, highest score first (stable for equal scores)
     per_image = defaultdict(list)
     for r in results:
@@ -132,16 +130,13 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
             rs = sorted(rs, key=lambda r: -r['score'])[:max_dets]
         neg = set(images[img_id]['neg_category_ids'])
         for r in rs:
-            if r['category_id'] in present[img_id] or r['category_id'] in neg:
-                area = (r['bbox'][2] * r['bbox'][3] if 'bbox' in r
-                        else float(mask_utils.area(r['segmentation'])))
-                dts[img_id, r['category_id']].append(dict(r, area=area))
+            if (img_id, r['category_id']) in gts or r['category_id'] in neg:
+                dts[img_id, r['category_id']].append(r)
     num_t, num_r, num_k, num_a = len(IOU_THRS), len(REC_THRS), len(cat_ids), len(AREA_RANGES)
     # per (category, area): lists of per-image arrays, in image id order
     per_cat = defaultdict(lambda: defaultdict(list))
     # image order within a category is irrelevant: detections are re-sorted by score
-    pairs = sorted(set(gts) | set(dts))
-    for img_id, cat_id in pairs:
+    for img_id, cat_id in sorted(set(gts) | set(dts)):
         g, d = gts.get((img_id, cat_id), []), dts.get((img_id, cat_id), [])
         d = [d[i] for i in np.argsort([-x['score'] for x in d], kind='mergesort')]
         if g and d:
@@ -155,22 +150,20 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
         not_exhaustive = cat_id in set(images[img_id]['not_exhaustive_category_ids'])
         gt_area = np.array([x.get('area', x['bbox'][2] * x['bbox'][3]) for x in g],
                            dtype=np.float64)
-        dt_area = np.array([x['area'] for x in d], dtype=np.float64)
+        dt_area = np.array([x['bbox'][2] * x['bbox'][3] if 'bbox' in x
+                            else mask_utils.area(x['segmentation']) for x in d], dtype=np.float64)
         scores = np.array([x['score'] for x in d], dtype=np.float64)
         gt_ignore = np.array([bool(x.get('ignore', 0)) for x in g], dtype=bool)
         for a, (_, (lo, hi)) in enumerate(AREA_RANGES):
             g_ig = gt_ignore | (gt_area < lo) | (gt_area > hi)
             order = np.argsort(g_ig, kind='mergesort')
-            g_ig_sorted = g_ig[order]
-            ious_a = ious[:, order]
+            g_ig, ious_a = g_ig[order], ious[:, order]
             dt_matched = np.zeros((num_t, len(d)), dtype=bool)
             dt_ig = np.zeros((num_t, len(d)), dtype=bool)
-            for t, thr in enumerate(IOU_THRS):
-                if ious_a.size == 0:
-                    break
-                m = _match(ious_a, g_ig_sorted, thr)
+            for t, thr in enumerate(IOU_THRS if ious_a.size else ()):
+                m = _match(ious_a, g_ig, thr)
                 dt_matched[t] = m > -1
-                dt_ig[t, m > -1] = g_ig_sorted[m[m > -1]]
+                dt_ig[t, m > -1] = g_ig[m[m > -1]]
             out_of_range = (dt_area < lo) | (dt_area > hi) | not_exhaustive
             dt_ig |= ~dt_matched & out_of_range[None]
             for name, value in (('scores', scores), ('matched', dt_matched), ('ignored', dt_ig),
@@ -204,8 +197,8 @@ def evaluate_lvis(gt: dict, results: Sequence[dict], iou_type: str = 'bbox',
         x = x[x > -1]
         return float(np.mean(x)) if x.size else -1.0
 
-    t50, t75 = np.where(IOU_THRS == 0.5)[0], np.where(IOU_THRS == 0.75)[0]
-    out = dict(AP=precision[..., 0], AP50=precision[t50][..., 0], AP75=precision[t75][..., 0],
+    out = dict(AP=precision[..., 0], AP50=precision[IOU_THRS == 0.5][..., 0],
+               AP75=precision[IOU_THRS == 0.75][..., 0],
                APs=precision[..., 1], APm=precision[..., 2], APl=precision[..., 3],
                **{f'AP{g}': precision[:, :, groups[g], 0] for g in FREQUENCY_GROUPS},
                **{f'AR{s}@{max_dets}': recall[..., a] for a, s in enumerate(('', 's', 'm', 'l'))})
@@ -217,9 +210,8 @@ def per_class_ap(precision, area_index=0):
     """AP of every category (NaN where it has no ground truth)."""
     p = precision[:, :, :, area_index]
     valid = p > -1
-    with np.errstate(invalid='ignore'):
-        return np.where(valid.any((0, 1)), np.where(valid, p, 0).sum((0, 1))
-                        / np.maximum(valid.sum((0, 1)), 1), np.nan)
+    return np.where(valid.any((0, 1)), np.where(valid, p, 0).sum((0, 1))
+                    / np.maximum(valid.sum((0, 1)), 1), np.nan)
 
 
 def _xyxy2xywh(b):
@@ -268,9 +260,8 @@ class BalancedLVISMetric(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = sample['pred_instances']
-            result = dict(img_id=sample['img_id'], bboxes=pred['bboxes'].cpu().numpy(),
-                          scores=pred['scores'].cpu().numpy(),
-                          labels=pred['labels'].cpu().numpy())
+            result = dict(img_id=sample['img_id'],
+                          **{k: pred[k].cpu().numpy() for k in ('bboxes', 'scores', 'labels')})
             if 'masks' in pred:
                 result['masks'] = encode_mask_results(pred['masks'].detach().cpu().numpy())
             if 'mask_scores' in pred:
@@ -322,8 +313,7 @@ class BalancedLVISMetric(BaseMetric):
             res = evaluate_lvis(self.gt, dets[m], m, self.max_dets)
             logger.info(f'LVIS {m}: ' + ', '.join(
                 f'{k}={res[k]:.3f}' for k in list(SUMMARY_KEYS) + [f'AR@{self.max_dets}']))
-            for k in SUMMARY_KEYS:
-                eval_results[f'{m}_{k}'] = float(f'{res[k]:.3f}')
+            eval_results.update({f'{m}_{k}': float(f'{res[k]:.3f}') for k in SUMMARY_KEYS})
             if self.classwise:
                 for cat_id, ap in zip(res['cat_ids'], per_class_ap(res['precision'])):
                     if np.isfinite(ap):
