@@ -33,11 +33,7 @@ from mmengine.logging import MMLogger
 
 from balancedet.utils import check_number
 
-
-def _to_numpy(x):
-    if hasattr(x, 'detach'):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+from .openimages_metric import _to_numpy
 
 
 def rank_guesses(bboxes, scores, labels, max_k):

@@ -34,6 +34,8 @@ from mmengine.logging import MMLogger
 
 from balancedet.utils import check_numbers
 
+from .openimages_metric import _to_numpy
+
 DEFAULT_IOU_THRS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
 
 
@@ -83,11 +85,9 @@ def proposal_recalls(gts: Sequence[np.ndarray],
         gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
         prop = np.asarray(prop, dtype=np.float64)
         prop = prop if prop.ndim == 2 else prop.reshape(-1, 4)
-        s = None
+        s = prop[:, 4] if prop.shape[1] == 5 else None
         if scores is not None:
             s = np.asarray(scores[i], dtype=np.float64).reshape(-1)
-        elif prop.shape[1] == 5:
-            s = prop[:, 4]
         if s is not None:
             prop = prop[np.argsort(-s, kind='stable')]
         ious = bbox_overlaps(torch.from_numpy(gt),
@@ -160,22 +160,15 @@ class ProposalRecallMetric(BaseMetric):
                 self._coco = COCO(path)
 
     def _gt_from_coco(self, img_id) -> np.ndarray:
-        ann_ids = self._coco.get_ann_ids(img_ids=[img_id])
-        boxes = []
-        for ann in self._coco.load_anns(ann_ids):
-            if ann.get('iscrowd', 0) or ann.get('ignore', False):
-                continue
-            x, y, w, h = ann['bbox']
-            if w <= 0 or h <= 0:
-                continue
-            boxes.append([x, y, x + w, y + h])
+        anns = self._coco.load_anns(self._coco.get_ann_ids(img_ids=[img_id]))
+        boxes = [[x, y, x + w, y + h] for a in anns if not (a.get('iscrowd', 0) or a.get('ignore'))
+                 for x, y, w, h in [a['bbox']] if w > 0 and h > 0]
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
     @staticmethod
     def _gt_from_sample(sample: dict) -> np.ndarray:
         if 'gt_instances' in sample and 'bboxes' in sample['gt_instances']:
-            b = sample['gt_instances']['bboxes']
-            b = b.cpu().numpy() if hasattr(b, 'cpu') else np.asarray(b)
+            b = _to_numpy(sample['gt_instances']['bboxes'])
             return np.asarray(b, dtype=np.float64).reshape(-1, 4)
         if 'instances' in sample:
             boxes = [ins['bbox'] for ins in sample['instances']
@@ -189,11 +182,7 @@ class ProposalRecallMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = sample['pred_instances']
-            bboxes = pred['bboxes']
-            bboxes = bboxes.cpu().numpy() if hasattr(bboxes, 'cpu') else bboxes
             scores = pred.get('scores', None)
-            if scores is not None and hasattr(scores, 'cpu'):
-                scores = scores.cpu().numpy()
             if self._coco is not None:
                 gt = self._gt_from_coco(sample['img_id'])
             else:
@@ -206,8 +195,8 @@ class ProposalRecallMetric(BaseMetric):
                     gt = gt / np.tile(sf, 2)[None, :]
             if self.dedup_gts:
                 gt = np.unique(gt, axis=0)
-            self.results.append((gt, np.asarray(bboxes, dtype=np.float64),
-                                 None if scores is None else np.asarray(scores)))
+            self.results.append((gt, np.asarray(_to_numpy(pred['bboxes']), dtype=np.float64),
+                                 None if scores is None else _to_numpy(scores)))
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
@@ -220,11 +209,9 @@ class ProposalRecallMetric(BaseMetric):
         thrs = sorted(set(self.iou_thrs) | {t for t, _ in self.recall_at})
         table = proposal_recalls(gts, props, nums, thrs, scores=scores)
         ar_cols = [thrs.index(t) for t in self.iou_thrs]
-        out = {}
-        for n in self.proposal_nums:
-            out[f'AR@{n}'] = float(table[nums.index(n), ar_cols].mean())
-        for t, n in self.recall_at:
-            out[f'Recall@{t:g}@{n}'] = float(table[nums.index(n), thrs.index(t)])
+        out = {f'AR@{n}': float(table[nums.index(n), ar_cols].mean()) for n in self.proposal_nums}
+        out.update({f'Recall@{t:g}@{n}': float(table[nums.index(n), thrs.index(t)])
+                    for t, n in self.recall_at})
         logger.info('proposal recall over %d images, %d gt boxes: %s', len(gts),
                     sum(g.shape[0] for g in gts),
                     ', '.join(f'{k}={v:.4f}' for k, v in out.items()))

@@ -119,27 +119,19 @@ class ClassImageIndex:
                                  f'[{labels.min()}, {labels.max()}]; does the dataset metainfo '
                                  "list all 'classes'?")
         # Sort by image first when needed so every class group ends up sorted.
-        if img_inds.size > 1 and np.any(img_inds[1:] < img_inds[:-1]):
+        if np.any(img_inds[1:] < img_inds[:-1]):
             order = np.argsort(img_inds, kind='stable')
             img_inds, labels = img_inds[order], labels[order]
-        if img_inds.size > 1:  # drop repeats of the previous pair first: cheap, shrinks the sort
-            fresh = np.empty(img_inds.size, dtype=bool)
-            fresh[0] = True
-            np.not_equal(img_inds[1:], img_inds[:-1], out=fresh[1:])
-            fresh[1:] |= labels[1:] != labels[:-1]
-            img_inds, labels = img_inds[fresh], labels[fresh]
+        fresh = _differs_from_previous(img_inds, labels)  # cheap, shrinks the sort
+        img_inds, labels = img_inds[fresh], labels[fresh]
         lab_dtype = np.int16 if num_classes <= np.iinfo(np.int16).max else np.int64
         order = np.argsort(labels.astype(lab_dtype, copy=False), kind='stable')
         sorted_imgs = img_inds[order].astype(np.int64, copy=False)
         sorted_labs = labels[order]
-        keep = np.ones(sorted_imgs.size, dtype=bool)
-        if sorted_imgs.size > 1:
-            keep[1:] = (sorted_imgs[1:] != sorted_imgs[:-1]) | (sorted_labs[1:] != sorted_labs[:-1])
+        keep = _differs_from_previous(sorted_imgs, sorted_labs)
         images = sorted_imgs[keep]
         counts = np.bincount(sorted_labs[keep], minlength=num_classes)
-        offsets = np.zeros(num_classes + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return cls(offsets, images, num_images, classes)
+        return cls(np.r_[0, np.cumsum(counts)], images, num_images, classes)
 
     @classmethod
     def from_dataset(cls, dataset, count_descendants: bool = False) -> ClassImageIndex:
@@ -189,6 +181,14 @@ class ClassImageIndex:
         if count_descendants:
             img_inds, labels = _with_ancestors(dataset, img_inds, labels)
         return cls.from_pairs(img_inds, labels, num_images, len(classes), classes)
+
+
+def _differs_from_previous(img_inds, labels) -> np.ndarray:
+    """Mask of the pairs that are not a repeat of the pair just before them."""
+    fresh = np.ones(img_inds.size, dtype=bool)
+    np.not_equal(img_inds[1:], img_inds[:-1], out=fresh[1:])
+    fresh[1:] |= labels[1:] != labels[:-1]
+    return fresh
 
 
 def _with_ancestors(dataset, img_inds, labels):

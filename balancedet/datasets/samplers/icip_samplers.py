@@ -79,14 +79,10 @@ def balanced_epoch(index, classes, k: int, rng: np.random.Generator) -> np.ndarr
     counts = index.counts[classes]
     # Random rank of every image inside its class list: sort random keys per class.
     owner = np.repeat(np.arange(len(classes)), counts)
-    starts = index.offsets[classes]
-    members = concat_ranges(starts, counts)
-    order = np.lexsort((rng.random(members.size), owner))
-    shuffled = members[order]                      # each class's positions, shuffled
+    members = concat_ranges(index.offsets[classes], counts)
+    shuffled = members[np.lexsort((rng.random(members.size), owner))]  # per class, shuffled
     # Output slot j of class c takes the (j mod n_c)-th shuffled image of c.
     slot_owner = np.repeat(np.arange(len(classes)), k)
     slot = np.tile(np.arange(k), len(classes))
-    group_start = np.zeros(len(classes), dtype=np.int64)
-    np.cumsum(counts[:-1], out=group_start[1:])
-    picks = shuffled[group_start[slot_owner] + slot % counts[slot_owner]]
+    picks = shuffled[(np.cumsum(counts) - counts)[slot_owner] + slot % counts[slot_owner]]
     return index.images[picks][rng.permutation(picks.size)]

@@ -58,12 +58,10 @@ def soft_balance_probs(counts, lam: float) -> np.ndarray:
     valid = counts > 0
     if not valid.any():
         raise ValueError('every class has n_i = 0 images; nothing to sample')
-    num_valid = int(valid.sum())
     p_n = counts[valid] / counts[valid].sum()                    # eq. 6
-    log_p_a = -math.log(num_valid)                               # eq. 7
+    log_p_a = -math.log(int(valid.sum()))                        # eq. 7
     log_p_s = lam * log_p_a + (1.0 - lam) * np.log(p_n)          # eq. 8 (log space)
-    log_p_s -= log_p_s.max()
-    p_s = np.exp(log_p_s)
+    p_s = np.exp(log_p_s - log_p_s.max())
     probs = np.zeros_like(counts)
     probs[valid] = p_s / p_s.sum()                               # normalisation, P_s*
     return probs
@@ -111,8 +109,8 @@ class SoftBalanceSampler(ClassIndexSamplerBase):
     def _global_indices(self, rng: np.random.Generator) -> np.ndarray:
         """``total_size`` draws: a class ``i ~ P_s*``, then an image of it uniformly."""
         size = self.total_size
-        cls = self._valid[np.searchsorted(self._cdf, rng.random(size), side='right').clip(
-            max=len(self._valid) - 1)]
+        # u < 1 == cdf[-1], so the class position is always < len(self._valid)
+        cls = self._valid[np.searchsorted(self._cdf, rng.random(size), side='right')]
         counts = self.index.counts[cls]
         within = (rng.random(size) * counts).astype(np.int64)
         np.minimum(within, counts - 1, out=within)

@@ -58,8 +58,7 @@ class HourglassRPNHead(RPNHead):
                  **kwargs) -> None:
         check_choice(kwargs.pop('num_classes', 1), 'num_classes', (1, ), owner='HourglassRPNHead')
         loss_cls = kwargs.get('loss_cls', None)
-        if gray_class and (loss_cls is None
-                           or loss_cls.get('use_sigmoid', False)):
+        if gray_class and (loss_cls is None or loss_cls.get('use_sigmoid', False)):
             raise ValueError(
                 'HourglassRPNHead: gray_class=True needs a softmax '
                 "loss_cls, e.g. loss_cls=dict(type='CrossEntropyLoss', "
@@ -70,8 +69,7 @@ class HourglassRPNHead(RPNHead):
         self.gray_class = gray_class
         self.nms_across_levels = nms_across_levels
         if gray_class:
-            if self.train_cfg is not None and not hasattr(
-                    self.sampler, 'gray_ratio'):
+            if self.train_cfg is not None and not hasattr(self.sampler, 'gray_ratio'):
                 raise ValueError(
                     'HourglassRPNHead: gray_class=True needs '
                     "train_cfg.sampler=dict(type='GrayClassSampler', ...) and "
@@ -82,11 +80,9 @@ class HourglassRPNHead(RPNHead):
             self._init_layers()
 
     # ------------------------------------------------------------------ train
-    def _get_targets_single(self, flat_anchors, valid_flags, gt_instances,
-                            img_meta, gt_instances_ignore=None,
-                            unmap_outputs=True) -> tuple:
-        out = super()._get_targets_single(flat_anchors, valid_flags,
-                                          gt_instances, img_meta,
+    def _get_targets_single(self, flat_anchors, valid_flags, gt_instances, img_meta,
+                            gt_instances_ignore=None, unmap_outputs=True) -> tuple:
+        out = super()._get_targets_single(flat_anchors, valid_flags, gt_instances, img_meta,
                                           gt_instances_ignore, unmap_outputs)
         if not self.gray_class:
             return out
@@ -97,8 +93,7 @@ class HourglassRPNHead(RPNHead):
                              "gave no gray_inds; use type='GrayClassSampler'")
         if gray.numel() > 0:
             if unmap_outputs:  # gray_inds index the anchors inside the image
-                inside = anchor_inside_flags(flat_anchors, valid_flags,
-                                             img_meta['img_shape'][:2],
+                inside = anchor_inside_flags(flat_anchors, valid_flags, img_meta['img_shape'][:2],
                                              self.train_cfg['allowed_border'])
                 gray = torch.nonzero(inside, as_tuple=False).view(-1)[gray]
             labels[gray] = GRAY_LABEL

@@ -12,7 +12,6 @@ with the inter-scale NMS (IoU 0.5) and the top ``max_per_img`` are kept.
 training is unchanged (single scale, whatever the pipeline gives, e.g.
 ``DynamicTrainScale``). With ``test_scales=None`` it predicts like mmdet's RPN.
 """
-import math
 from typing import Optional, Sequence
 
 import torch
@@ -93,7 +92,7 @@ class HourglassRPN(RPN):
         x = img if (nh, nw) == (h, w) else F.interpolate(
             img, size=(nh, nw), mode='bilinear', align_corners=False)
         d = self.size_divisor
-        ph, pw = int(math.ceil(nh / d) * d), int(math.ceil(nw / d) * d)
+        ph, pw = -(-nh // d) * d, -(-nw // d) * d
         x = F.pad(x, (0, pw - nw, 0, ph - nh))
         meta = dict(sample.metainfo, img_shape=(nh, nw), pad_shape=(ph, pw),
                     batch_input_shape=(ph, pw))

@@ -176,8 +176,7 @@ class WeightedLossDetector(BaseDetector):
             if hits:
                 mapping[key] = hits[0]
         if not self._checked_names:
-            used = set(mapping.values())
-            unknown = [n for n in self.loss_weights if n not in used]
+            unknown = [n for n in self.loss_weights if n not in mapping.values()]
             if unknown:
                 raise ValueError(
                     f'WeightedLossDetector: unknown loss names {unknown} in `loss_weights`;'

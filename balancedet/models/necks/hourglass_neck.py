@@ -75,7 +75,6 @@ class HourglassNeck(BaseModule):
                 f'[0, {self.num_levels}) (backbone levels + num_extra_levels), '
                 f'got {out_indices!r}')
         self.out_indices = tuple(sorted(out_indices))
-        lowest = self.out_indices[0]
 
         down_channels = self.in_channels + [out_channels] * num_extra_levels
         self.extra_convs = nn.ModuleList(
@@ -88,13 +87,11 @@ class HourglassNeck(BaseModule):
         self.deconvs = nn.ModuleList()
         self.up_convs = nn.ModuleList()
         if up_path:
-            for _ in range(lowest, self.num_levels - 1):
+            for _ in range(self.out_indices[0], self.num_levels - 1):
                 self.deconvs.append(
-                    nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2,
-                                       padding=1))
+                    nn.ConvTranspose2d(out_channels, out_channels, 4, stride=2, padding=1))
                 self.up_convs.append(
-                    nn.Conv2d(out_channels, out_channels, 3, padding=1,
-                              bias=False))
+                    nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False))
 
     def forward(self, inputs: Tuple[Tensor]) -> Tuple[Tensor]:
         if len(inputs) != len(self.in_channels):
@@ -109,8 +106,7 @@ class HourglassNeck(BaseModule):
             downs.append(x)
         lowest = self.out_indices[0]
         outs: List[Optional[Tensor]] = [None] * self.num_levels
-        g = F.relu(self.lateral_convs[-1](downs[-1]))
-        outs[-1] = g
+        outs[-1] = g = F.relu(self.lateral_convs[-1](downs[-1]))
         for m in range(self.num_levels - 2, lowest - 1, -1):
             pre = self.lateral_convs[m](downs[m])
             if self.up_path:
@@ -120,6 +116,5 @@ class HourglassNeck(BaseModule):
                 h = F.pad(h, (0, downs[m].shape[-1] - h.shape[-1],
                               0, downs[m].shape[-2] - h.shape[-2]))
                 pre = pre + self.up_convs[k](h)
-            g = F.relu(pre)
-            outs[m] = g
+            outs[m] = g = F.relu(pre)
         return tuple(outs[i] for i in self.out_indices)
