@@ -31,15 +31,13 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from balancedet.utils import check_number
-
-from .openimages_metric import _to_numpy
+from balancedet.utils import check_number, to_numpy
 
 
 def rank_guesses(bboxes, scores, labels, max_k):
     """Top ``max_k`` ``(class, box)`` guesses from a detector's output."""
-    order = np.argsort(-_to_numpy(scores), kind='stable')
-    bboxes, labels = _to_numpy(bboxes).reshape(-1, 4), _to_numpy(labels)
+    order = np.argsort(-to_numpy(scores), kind='stable')
+    bboxes, labels = to_numpy(bboxes).reshape(-1, 4), to_numpy(labels)
     guesses, seen = [], set()
     for i in order:
         c = int(labels[i])
@@ -105,14 +103,14 @@ class CLSLocMetric(BaseMetric):
         max_k = max(self.topk)
         for ds in data_samples:
             gt = ds['gt_instances']
-            gt_boxes = _to_numpy(gt['bboxes']).reshape(-1, 4).astype(np.float64)
-            gt_labels = _to_numpy(gt['labels']).reshape(-1).astype(np.int64)
+            gt_boxes = to_numpy(gt['bboxes']).reshape(-1, 4).astype(np.float64)
+            gt_labels = to_numpy(gt['labels']).reshape(-1).astype(np.int64)
             if 'pred_instances' in ds:
                 pred = ds['pred_instances']
                 guesses, with_boxes = rank_guesses(pred['bboxes'], pred['scores'],
                                                    pred['labels'], max_k), True
             elif 'pred_score' in ds:
-                score = _to_numpy(ds['pred_score']).reshape(-1)
+                score = to_numpy(ds['pred_score']).reshape(-1)
                 self._check_k(score.shape[0], 'length of pred_score')
                 guesses = [(int(c), None) for c in np.argsort(-score, kind='stable')[:max_k]]
                 with_boxes = False

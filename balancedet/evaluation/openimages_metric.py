@@ -51,17 +51,13 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
+from balancedet.utils import to_numpy
+
 _F32_EPS = np.finfo(np.float32).eps
 
 
 class OpenImagesMetricError(ValueError):
     """Bad input to :class:`FastOpenImagesMetric` (message names the field and the sample)."""
-
-
-def _to_numpy(x):
-    if hasattr(x, 'detach'):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _iou_f32(det, gt, iof=False):
@@ -289,13 +285,13 @@ class FastOpenImagesMetric(BaseMetric):
                 f'instance {group.index(None)} of image {img!r} has neither is_group_of nor '
                 'is_group_ofs; set use_group_of=False if the dataset has no group-of flags')
         ill = sample.get('image_level_labels')
-        ill = _to_numpy([] if ill is None else ill).astype(np.int64).reshape(-1)
+        ill = to_numpy([] if ill is None else ill).astype(np.int64).reshape(-1)
         if 'pred_instances' not in sample:
             raise OpenImagesMetricError(f"data sample of image {img!r} has no 'pred_instances'")
         pred = sample['pred_instances']
-        boxes = _to_numpy(pred['bboxes']).reshape(-1, 4)
-        scores = _to_numpy(pred['scores']).reshape(-1)
-        labels = _to_numpy(pred['labels']).astype(np.int64).reshape(-1)
+        boxes = to_numpy(pred['bboxes']).reshape(-1, 4)
+        scores = to_numpy(pred['scores']).reshape(-1)
+        labels = to_numpy(pred['labels']).astype(np.int64).reshape(-1)
         if not (boxes.shape[0] == scores.shape[0] == labels.shape[0]):
             raise OpenImagesMetricError(
                 f'image {img!r}: pred_instances has {boxes.shape[0]} bboxes, '

@@ -32,9 +32,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
-from balancedet.utils import check_numbers
-
-from .openimages_metric import _to_numpy
+from balancedet.utils import check_numbers, to_numpy
 
 DEFAULT_IOU_THRS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
 
@@ -168,7 +166,7 @@ class ProposalRecallMetric(BaseMetric):
     @staticmethod
     def _gt_from_sample(sample: dict) -> np.ndarray:
         if 'gt_instances' in sample and 'bboxes' in sample['gt_instances']:
-            b = _to_numpy(sample['gt_instances']['bboxes'])
+            b = to_numpy(sample['gt_instances']['bboxes'])
             return np.asarray(b, dtype=np.float64).reshape(-1, 4)
         if 'instances' in sample:
             boxes = [ins['bbox'] for ins in sample['instances']
@@ -195,8 +193,8 @@ class ProposalRecallMetric(BaseMetric):
                     gt = gt / np.tile(sf, 2)[None, :]
             if self.dedup_gts:
                 gt = np.unique(gt, axis=0)
-            self.results.append((gt, np.asarray(_to_numpy(pred['bboxes']), dtype=np.float64),
-                                 None if scores is None else _to_numpy(scores)))
+            self.results.append((gt, np.asarray(to_numpy(pred['bboxes']), dtype=np.float64),
+                                 None if scores is None else to_numpy(scores)))
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         logger: MMLogger = MMLogger.get_current_instance()
